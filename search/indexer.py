@@ -1,0 +1,359 @@
+"""The single writer: turns article files into a new index generation.
+
+Every run is incremental: files whose bytes are unchanged are not parsed again, articles whose
+content is unchanged are not rewritten, and texts already embedded come from the cache.
+The new generation is built beside the live one and swapped in atomically.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from search import generations as gen
+from search.config import Settings
+from search.errors import ArticleError, ConfigError, IndexCorrupt
+from search.keyword import KeywordIndex
+from search.loader import FileResult, Record, _read_limited, iter_article_files, load_file
+from search.merge import merge_records
+from search.models import Article
+from search.store import ArticleStore, EmbeddingCache
+from search.urls import article_id
+from search.vectors import VectorIndex
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IndexReport:
+    generation: str = ""
+    files: int = 0
+    files_changed: int = 0
+    files_removed: int = 0
+    skipped: list[str] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    embedded: int = 0
+    cache_hits: int = 0
+    articles: int = 0
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def docs_per_second(self) -> float:
+        return (self.added + self.updated) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
+        out["seconds"] = round(self.seconds, 3)
+        out["docs_per_second"] = round(self.docs_per_second, 1)
+        return out
+
+
+@dataclass
+class _Scan:
+    changed: dict[str, FileResult] = field(default_factory=dict)  # source key -> parsed file
+    digests: dict[str, str] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    seen: int = 0
+    errors: list[ArticleError] = field(default_factory=list)
+
+
+class Indexer:
+    def __init__(self, settings: Settings, embedder=None):
+        self.settings = settings
+        self.root = settings.index_path
+        self._embedder = embedder
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from search.embedding import load_embedder
+
+            self._embedder = load_embedder(
+                self.settings.index_embedder, self.settings.model_path or None, self.settings.model_cache or None
+            )
+        return self._embedder
+
+    # -- public verbs ------------------------------------------------------------------------
+    def index(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        strict: bool = False,
+        prune: bool = False,
+        rebuild: bool = False,
+        wait: float = 0.0,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Add and update the articles under ``paths``; ``prune`` drops those whose file is gone."""
+        started = time.perf_counter()
+        report = IndexReport()
+        with gen.WriterLock(self.root, wait):
+            gen.cleanup(self.root)
+            live = None if rebuild else _live(self.root)
+            t0 = time.perf_counter()
+            scan = self._scan([Path(p) for p in paths], live, prune, progress)
+            report.stages["load"] = time.perf_counter() - t0
+            report.files, report.skipped = scan.seen, [str(e) for e in scan.errors]
+            if strict and scan.errors:
+                raise ArticleError(f"{len(scan.errors)} bad file(s), nothing written (--strict): {scan.errors[0]}")
+            if live is not None and not scan.changed and not scan.removed:
+                report.generation, report.articles = live.name, _count(live)
+            else:
+                self._build(live, scan, report, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def index_records(
+        self,
+        records: Iterable[Record],
+        source: str,
+        *,
+        rebuild: bool = False,
+        wait: float = 0.0,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Index records made in code (no files), as if they came from one source named ``source``."""
+        started = time.perf_counter()
+        report = IndexReport()
+        result = FileResult(source, records=list(records))
+        with gen.WriterLock(self.root, wait):
+            gen.cleanup(self.root)
+            live = None if rebuild else _live(self.root)
+            scan = _Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
+            self._build(live, scan, report, progress)
+        report.files = 1
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def delete(self, ids: Iterable[str], *, wait: float = 0.0) -> IndexReport:
+        """Remove articles by id (their source records stay, so a --rebuild brings them back)."""
+        started = time.perf_counter()
+        report = IndexReport()
+        with gen.WriterLock(self.root, wait):
+            gen.cleanup(self.root)
+            live = gen.require_current(self.root)
+            self._build(live, _Scan(), report, None, delete_ids=set(ids))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- scanning ----------------------------------------------------------------------------
+    def _scan(self, roots: list[Path], live: Path | None, prune: bool, progress: Progress | None) -> _Scan:
+        known: dict[str, str] = {}
+        if live is not None:
+            store = ArticleStore(live / gen.STORE_FILE, readonly=True)
+            known = store.source_digests()
+            store.close()
+        scan = _Scan()
+        files = list(iter_article_files(roots))
+        for n, path in enumerate(files, start=1):
+            key = str(path.resolve())
+            scan.seen += 1
+            try:
+                data = _read_limited(path)
+            except ArticleError as exc:
+                scan.errors.append(exc)
+                continue
+            digest = _digest(data)
+            if known.get(key) != digest:
+                result = load_file(key, data)
+                if result.errors:
+                    scan.errors.extend(result.errors)
+                if result.records:  # a file that turned bad keeps its last good records
+                    scan.changed[key], scan.digests[key] = result, digest
+            if progress:
+                progress("load", n, len(files))
+        if prune:
+            present = {str(p.resolve()) for p in files}
+            prefixes = [str(r.resolve()) for r in roots]
+            scan.removed = {k for k in known if k not in present and any(_under(k, p) for p in prefixes)}
+        return scan
+
+    # -- building ----------------------------------------------------------------------------
+    def _build(
+        self,
+        live: Path | None,
+        scan: _Scan,
+        report: IndexReport,
+        progress: Progress | None,
+        delete_ids: set[str] | None = None,
+    ) -> None:
+        name, tmp = gen.next_generation(self.root)
+        tmp.mkdir(parents=True)
+        try:
+            self._build_into(tmp, name, live, scan, report, progress, delete_ids or set())
+            gen.publish(self.root, tmp, name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        gen.cleanup(self.root)
+        report.generation = name
+
+    def _build_into(
+        self,
+        tmp: Path,
+        name: str,
+        live: Path | None,
+        scan: _Scan,
+        report: IndexReport,
+        progress: Progress | None,
+        delete_ids: set[str],
+    ) -> None:
+        keyword, vectors, store = self._open_copy(tmp, live)
+        try:
+            self._apply(tmp, keyword, vectors, store, scan, report, progress, delete_ids)
+        finally:
+            keyword.close()
+            store.close()
+        t0 = time.perf_counter()
+        manifest = gen.Manifest(
+            format_version=gen.FORMAT_VERSION,
+            model_name=self.embedder.model_name,
+            model_id=self.embedder.model_id,
+            dim=self.embedder.dim,
+            articles=report.articles,
+            built_at=datetime.now(UTC).isoformat(),
+            checksums=gen.checksums(tmp),
+            generation=name,
+        )
+        gen.write_manifest(tmp, manifest)
+        report.stages["commit"] += time.perf_counter() - t0
+
+    def _apply(
+        self,
+        tmp: Path,
+        keyword: KeywordIndex,
+        vectors: VectorIndex,
+        store: ArticleStore,
+        scan: _Scan,
+        report: IndexReport,
+        progress: Progress | None,
+        delete_ids: set[str],
+    ) -> None:
+        """Apply the scanned changes to writable copies of the three parts."""
+        stages = report.stages
+        t0 = time.perf_counter()
+        touched: set[str] = set()
+        for key, result in sorted(scan.changed.items()):
+            touched |= store.replace_source(key, scan.digests[key], result.records)
+        for key in sorted(scan.removed):
+            touched |= store.replace_source(key, None, [])
+        report.files_changed, report.files_removed = len(scan.changed), len(scan.removed)
+        merged = merge_records(store.records_for(touched))
+        touched_ids = {article_id(u) for u in touched} | delete_ids
+        old = store.hashes(touched_ids)
+        for article_id_ in delete_ids:
+            merged.pop(article_id_, None)
+        upserts = [a for a in merged.values() if old.get(a.id, ("",))[0] != a.content_hash]
+        deletes = sorted(i for i in touched_ids if i in old and i not in merged)
+        fresh = [a for a in upserts if old.get(a.id, ("", ""))[1] != a.text_hash]
+        stages["merge"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        keyword.apply(sorted(upserts, key=lambda a: a.id), deletes)
+        stages["keyword"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        matrix = self._vectors_for(fresh, report, progress)
+        stages["embed"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        vectors.remove([*deletes, *(a.id for a in fresh if a.id in old)])
+        vectors.add([a.id for a in fresh], matrix)
+        vectors.save(tmp / gen.VECTORS_FILE)
+        stages["vector"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        store.delete(deletes)
+        store.upsert(upserts)
+        store.commit()
+        _check_consistent(keyword, vectors, store)
+        report.articles = store.count()
+        report.added = sum(1 for a in upserts if a.id not in old)
+        report.updated, report.removed = len(upserts) - report.added, len(deletes)
+        stages["commit"] = time.perf_counter() - t0
+
+    def _open_copy(self, tmp: Path, live: Path | None) -> tuple[KeywordIndex, VectorIndex, ArticleStore]:
+        """Writable copies of the live generation's three parts (or empty ones) inside ``tmp``."""
+        boost = self.settings.title_boost
+        if live is None:
+            return (
+                KeywordIndex(tmp / gen.KEYWORD_DIR, boost).create(),
+                VectorIndex(self.embedder.dim),
+                ArticleStore(tmp / gen.STORE_FILE),
+            )
+        manifest = gen.read_manifest(live)
+        if (manifest.model_name, manifest.dim) != (self.embedder.model_name, self.embedder.dim):
+            raise ConfigError(
+                f"the index in {self.root} was built with {manifest.model_name} ({manifest.dim} dims), the configured "
+                f"model is {self.embedder.model_name} ({self.embedder.dim}) - re-run with --rebuild"
+            )
+        gen.copy_tree_linked(live / gen.KEYWORD_DIR, tmp / gen.KEYWORD_DIR)
+        shutil.copyfile(live / gen.STORE_FILE, tmp / gen.STORE_FILE)
+        return (
+            KeywordIndex(tmp / gen.KEYWORD_DIR, boost).open(),
+            VectorIndex.load(live / gen.VECTORS_FILE),
+            ArticleStore(tmp / gen.STORE_FILE),
+        )
+
+    def _vectors_for(self, articles: list[Article], report: IndexReport, progress: Progress | None) -> np.ndarray:
+        """Embeddings of ``articles``: from the cache by (model id, text hash), the rest computed."""
+        dim = self.embedder.dim
+        if not articles:
+            return np.zeros((0, dim), dtype=np.float32)
+        cache = EmbeddingCache(self.root / "cache" / "embeddings.sqlite")
+        try:
+            model = self.embedder.model_id
+            found = cache.get_many(model, sorted({a.text_hash for a in articles}), dim)
+            missing = list({a.text_hash: a.text for a in articles if a.text_hash not in found}.items())
+            batch = 512
+            for start in range(0, len(missing), batch):
+                chunk = missing[start : start + batch]
+                vecs = self.embedder.embed([text for _, text in chunk])
+                new = {h: v for (h, _), v in zip(chunk, vecs, strict=True)}
+                cache.put_many(model, new)
+                found.update(new)
+                if progress:
+                    progress("embed", min(start + batch, len(missing)), len(missing))
+            report.embedded, report.cache_hits = len(missing), len(articles) - len(missing)
+        finally:
+            cache.close()
+        return np.stack([found[a.text_hash] for a in articles]).astype(np.float32)
+
+
+def _live(root: Path) -> Path | None:
+    name = gen.current_name(root)
+    if name and (root / name / gen.MANIFEST_FILE).is_file():
+        return root / name
+    return None
+
+
+def _count(path: Path) -> int:
+    return gen.read_manifest(path).articles
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _check_consistent(keyword: KeywordIndex, vectors: VectorIndex, store: ArticleStore) -> None:
+    ids = store.ids()
+    if keyword.ids() != ids or vectors.ids() != ids:
+        raise IndexCorrupt(
+            f"indexes disagree: store {len(ids)}, keyword {keyword.count()}, vectors {vectors.count} articles"
+        )

@@ -1,0 +1,235 @@
+"""The article store (SQLite): merged articles, the records each source file gave, and the
+embedding cache. The only module that speaks SQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from search.errors import IndexCorrupt
+from search.loader import Record
+from search.models import Article
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, url TEXT NOT NULL, provider TEXT, published TEXT,
+    content_hash TEXT NOT NULL, text_hash TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS articles_provider ON articles(provider);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
+CREATE TABLE IF NOT EXISTS topics (id TEXT NOT NULL, topic TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS topics_id ON topics(id);
+CREATE INDEX IF NOT EXISTS topics_topic ON topics(topic COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    url TEXT NOT NULL, path TEXT NOT NULL, line INTEGER NOT NULL, main INTEGER NOT NULL,
+    fields TEXT NOT NULL, related TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_url ON records(url);
+CREATE INDEX IF NOT EXISTS records_path ON records(path);
+"""
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(path), check_same_thread=False)
+        conn.execute("PRAGMA query_only = 1" if readonly else "PRAGMA journal_mode = DELETE")
+        return conn
+    except sqlite3.Error as exc:
+        raise IndexCorrupt(f"article store {path} cannot be opened: {exc}") from None
+
+
+class ArticleStore:
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = Path(path)
+        self._conn = _connect(self.path, readonly)
+        if not readonly:
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    # -- articles ----------------------------------------------------------------------------
+    def count(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._conn.execute("SELECT id FROM articles")}
+
+    def hashes(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """id -> (content_hash, text_hash) for the ids that are stored."""
+        out: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(
+                f"SELECT id, content_hash, text_hash FROM articles WHERE id IN ({marks})", chunk
+            ):
+                out[row[0]] = (row[1], row[2])
+        return out
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Article]:
+        out: dict[str, Article] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for (data,) in self._conn.execute(f"SELECT data FROM articles WHERE id IN ({marks})", chunk):
+                article = Article.from_dict(json.loads(data))
+                out[article.id] = article
+        return out
+
+    def upsert(self, articles: Iterable[Article]) -> None:
+        for a in articles:
+            self.delete([a.id])
+            published = a.published.isoformat() if a.published else None
+            self._conn.execute(
+                "INSERT INTO articles VALUES (?,?,?,?,?,?,?)",
+                (
+                    a.id,
+                    a.url,
+                    a.provider,
+                    published,
+                    a.content_hash,
+                    a.text_hash,
+                    json.dumps(a.to_dict(), ensure_ascii=False),
+                ),
+            )
+            self._conn.executemany("INSERT INTO topics VALUES (?,?)", [(a.id, t) for t in a.topics])
+
+    def delete(self, ids: Iterable[str]) -> None:
+        for article_id in ids:
+            self._conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+            self._conn.execute("DELETE FROM topics WHERE id = ?", (article_id,))
+
+    def filter_ids(
+        self, provider: str | None, topic: str | None, since: datetime | None, until: datetime | None
+    ) -> set[str]:
+        """Ids that pass the structured filters."""
+        sql, args = "SELECT id FROM articles WHERE 1=1", []
+        if provider:
+            sql, args = sql + " AND provider = ?", [*args, provider]
+        if since:
+            sql, args = sql + " AND published >= ?", [*args, since.isoformat()]
+        if until:
+            sql, args = sql + " AND published <= ?", [*args, until.isoformat()]
+        if topic:
+            sql += " AND id IN (SELECT id FROM topics WHERE topic = ? COLLATE NOCASE)"
+            args.append(topic)
+        return {row[0] for row in self._conn.execute(sql, args)}
+
+    def facets(self, ids: Sequence[str], size: int = 10) -> dict[str, list[tuple[str, int]]]:
+        """Provider and topic counts over ``ids``, most frequent first."""
+        providers: dict[str, int] = {}
+        topics: dict[str, int] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for value, n in self._conn.execute(
+                f"SELECT provider, count(*) FROM articles WHERE id IN ({marks}) AND provider != '' GROUP BY provider",
+                chunk,
+            ):
+                providers[value] = providers.get(value, 0) + n
+            for value, n in self._conn.execute(
+                f"SELECT topic, count(*) FROM topics WHERE id IN ({marks}) GROUP BY topic", chunk
+            ):
+                topics[value] = topics.get(value, 0) + n
+        top = lambda d: sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:size]  # noqa: E731
+        return {"provider": top(providers), "topic": top(topics)}
+
+    def stats(self) -> dict:
+        q = self._conn.execute
+        return {
+            "articles": self.count(),
+            "stubs": q("SELECT count(*) FROM articles WHERE json_extract(data, '$.is_stub')").fetchone()[0],
+            "providers": q("SELECT count(DISTINCT provider) FROM articles WHERE provider != ''").fetchone()[0],
+            "sources": q("SELECT count(*) FROM sources").fetchone()[0],
+            "oldest": q("SELECT min(published) FROM articles").fetchone()[0],
+            "newest": q("SELECT max(published) FROM articles").fetchone()[0],
+        }
+
+    # -- sources and their records -----------------------------------------------------------
+    def source_digests(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT path, digest FROM sources"))
+
+    def replace_source(self, path: str, digest: str | None, records: Sequence[Record]) -> set[str]:
+        """Store the records of one file (None digest removes it); returns the URLs touched."""
+        touched = {row[0] for row in self._conn.execute("SELECT url FROM records WHERE path = ?", (path,))}
+        self._conn.execute("DELETE FROM records WHERE path = ?", (path,))
+        self._conn.execute("DELETE FROM sources WHERE path = ?", (path,))
+        if digest is not None:
+            self._conn.execute("INSERT INTO sources VALUES (?, ?)", (path, digest))
+            self._conn.executemany("INSERT INTO records VALUES (?,?,?,?,?,?)", [_record_row(r) for r in records])
+            touched.update(r.url for r in records)
+        return touched
+
+    def records_for(self, urls: Iterable[str]) -> list[Record]:
+        out: list[Record] = []
+        for chunk in _chunks(list(urls)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT url, path, line, main, fields, related FROM records WHERE url IN ({marks})", chunk
+            )
+            out.extend(_row_record(row) for row in rows)
+        return out
+
+
+def _record_row(r: Record) -> tuple:
+    fields = dict(r.fields, published=r.fields["published"].isoformat() if r.fields.get("published") else None)
+    fields["topics"] = list(fields.get("topics") or ())
+    return (r.url, r.source, r.line, int(r.main), json.dumps(fields, ensure_ascii=False), json.dumps(list(r.related)))
+
+
+def _row_record(row: tuple) -> Record:
+    url, path, line, main, fields_json, related_json = row
+    fields = json.loads(fields_json)
+    fields["published"] = datetime.fromisoformat(fields["published"]) if fields.get("published") else None
+    fields["topics"] = tuple(fields.get("topics") or ())
+    return Record(url, fields, bool(main), path, line, tuple(json.loads(related_json)))
+
+
+def _chunks(items: list, size: int = 500) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model id, text hash); shared by every generation of an index."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(str(path))
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
+            )
+        except sqlite3.DatabaseError:  # a damaged cache is rebuilt, never fatal
+            path.unlink(missing_ok=True)
+            self._conn = sqlite3.connect(str(path))
+            self._conn.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
+
+    def get_many(self, model: str, hashes: Sequence[str], dim: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(hashes)):
+            marks = ",".join("?" * len(chunk))
+            for h, blob in self._conn.execute(
+                f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *chunk]
+            ):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape == (dim,):
+                    out[h] = vec
+        return out
+
+    def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
+        rows = [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()]
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?,?,?)", rows)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,91 @@
+"""The vector index: the only module that imports faiss.
+
+Exact inner product (``IndexFlatIP``) over L2-normalised float32 vectors, wrapped in
+``IndexIDMap2`` so FAISS ids are the 63-bit integers behind article ids and deletions are real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from search.errors import IndexCorrupt, IndexMissing
+from search.urls import id_to_int, int_to_id
+
+faiss.omp_set_num_threads(1)  # more threads make single queries slower on a 2-core machine
+
+
+class VectorIndex:
+    def __init__(self, dim: int, index: faiss.Index | None = None):
+        self.dim = dim
+        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    # -- persistence -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> VectorIndex:
+        if not Path(path).is_file():
+            raise IndexMissing(f"no vector index at {path}")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexCorrupt(f"vector index {path} cannot be read: {str(exc).splitlines()[0]}") from None
+        return cls(index.d, index)
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
+
+    # -- writing -----------------------------------------------------------------------------
+    def add(self, ids: Iterable[str], vectors: np.ndarray) -> None:
+        keys = np.fromiter((id_to_int(i) for i in ids), dtype=np.int64)
+        if len(keys) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(keys), self.dim):
+            raise ValueError(f"expected {len(keys)} vectors of dimension {self.dim}, got {vectors.shape}")
+        self._index.add_with_ids(vectors, keys)
+
+    def remove(self, ids: Iterable[str]) -> int:
+        keys = np.fromiter((id_to_int(i) for i in ids), dtype=np.int64)
+        if len(keys) == 0:
+            return 0
+        return int(self._index.remove_ids(faiss.IDSelectorBatch(keys)))
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def ids(self) -> set[str]:
+        return {int_to_id(int(k)) for k in faiss.vector_to_array(self._index.id_map)}
+
+    def vector(self, article_id: str) -> np.ndarray | None:
+        try:
+            return self._index.reconstruct(id_to_int(article_id))
+        except RuntimeError:
+            return None
+
+    def vectors(self, ids: list[str]) -> np.ndarray:
+        """Stored vectors of ``ids`` (zeros for unknown ids)."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for row, article_id in enumerate(ids):
+            vec = self.vector(article_id)
+            if vec is not None:
+                out[row] = vec
+        return out
+
+    def search(self, query: np.ndarray, k: int, allowed: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` (id, inner product) pairs; ``allowed`` restricts the candidates."""
+        if self.count == 0 or k <= 0:
+            return []
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        params = None
+        if allowed is not None:
+            keys = np.fromiter((id_to_int(i) for i in allowed), dtype=np.int64)
+            if len(keys) == 0:
+                return []
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(keys))
+        scores, keys = self._index.search(q, min(k, self.count), params=params)
+        return [(int_to_id(int(key)), float(s)) for key, s in zip(keys[0], scores[0], strict=True) if key >= 0]

@@ -1,0 +1,115 @@
+"""search-cli through click's CliRunner, on a fresh index built with the hash embedder."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import IBM_TITLE, SEEDS
+from search.cli import main
+from search.urls import article_id
+
+IBM = article_id("https://cn.reuters.com/article/ibm-facial-recognition-exports-idCNL1N2G8043")
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_INDEX_DIR", str(tmp_path / "ix"))
+    monkeypatch.setenv("SEARCH_QUERY_EMBEDDER", "hash")
+    monkeypatch.setenv("SEARCH_INDEX_EMBEDDER", "hash")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, [str(a) for a in args])
+
+    return run
+
+
+@pytest.fixture
+def indexed(cli):
+    result = cli("index", SEEDS)
+    assert result.exit_code == 0, result.output
+    return cli
+
+
+def test_help_lists_commands(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("index", "query", "related", "show", "stats", "serve", "delete"):
+        assert command in result.output
+
+
+def test_index_prints_a_summary(cli):
+    result = cli("index", SEEDS)
+    assert result.exit_code == 0
+    assert "Indexed" in result.output and "docs/s" in result.output and "Skipped 0 bad file(s)." in result.output
+
+
+def test_index_reports_bad_files_and_strict_fails(cli, tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "ok.md").write_text('---\ntitle: Fine\nwebUrl: "https://x.org/ok"\n---\n')
+    (bad / "bad.md").write_text("---\ntitle: [broken\n---\n")
+    result = cli("index", bad)
+    assert result.exit_code == 0 and "Skipped 1 bad file(s):" in result.output and "bad.md" in result.output
+    strict = cli("index", bad, "--strict", "--rebuild")
+    assert strict.exit_code == 1 and "Error:" in strict.output and "Traceback" not in strict.output
+
+
+def test_query_human_output(indexed):
+    result = indexed("query", "export controls")
+    assert result.exit_code == 0
+    first = result.output.splitlines()[1]
+    assert first.strip().startswith("1.") and IBM_TITLE in first
+    assert "Reuters · 2020-09-20 · https://cn.reuters.com/" in result.output
+
+
+def test_query_json_is_the_api_dict(indexed):
+    data = json.loads(indexed("query", "export controls", "--json", "--limit", "3").output)
+    assert data["hits"][0]["title"] == IBM_TITLE and data["limit"] == 3 and "facets" in data
+
+
+def test_query_with_filters(indexed):
+    data = json.loads(indexed("query", "recognition", "--provider", "Reuters", "--json").output)
+    assert {h["provider"] for h in data["hits"]} == {"Reuters"}
+
+
+def test_related_and_show(indexed):
+    related = indexed("related", IBM, "--limit", "3")
+    assert related.exit_code == 0 and related.output.count("\n") >= 4
+    show = json.loads(indexed("show", IBM, "--json").output)
+    assert show["title"] == IBM_TITLE and len(show["related_articles"]) == 4
+    assert "Listed as related by the publisher" in indexed("show", IBM).output
+
+
+def test_stats(indexed):
+    result = indexed("stats")
+    assert result.exit_code == 0 and "articles" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("show", "AAAAAAAAAAA"), "no article with id"),
+        (("related", "not-an-id"), "is not an article id"),
+        (("query", "x", "--since", "yesterday"), "is not a date"),
+        (("query", "x", "--limit", "0"), "limit"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(indexed, args, message):
+    result = indexed(*args)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_index_is_a_clear_error(cli):
+    result = cli("query", "x")
+    assert result.exit_code == 1 and "search-cli index" in result.output
+
+
+def test_delete(indexed):
+    result = indexed("delete", IBM)
+    assert result.exit_code == 0 and "Removed 1" in result.output
+    assert indexed("show", IBM).exit_code == 1

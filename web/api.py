@@ -1,0 +1,51 @@
+"""The JSON API under /api/: the same dicts as ``search-cli --json``. Errors: see web/errors.py."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from web.inputs import DEFAULT_LIMIT, checked_id, get_service, int_arg, related_body, search_kwargs
+from web.openapi import openapi_document
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.get("/search")
+def search() -> dict:
+    return get_service().search(**search_kwargs(request.args)).to_dict()
+
+
+@bp.get("/articles/<article_id>")
+def article(article_id: str) -> dict:
+    service = get_service()
+    found = service.get(checked_id(article_id))
+    listed = service.get_many(list(found.related))
+    return dict(found.to_dict(), related_articles=[a.to_dict() for a in listed])
+
+
+@bp.get("/articles/<article_id>/related")
+def related(article_id: str) -> dict:
+    limit = int_arg(request.args, "limit", DEFAULT_LIMIT)
+    return get_service().related(checked_id(article_id), limit=limit).to_dict()
+
+
+@bp.post("/related")
+def related_text() -> dict:
+    text, limit = related_body()
+    return get_service().related_text(text, limit=limit).to_dict()
+
+
+@bp.get("/health")
+def health() -> dict:
+    stats = get_service().stats()
+    return {"status": "ok", "generation": stats["generation"], "articles": stats["articles"]}
+
+
+@bp.get("/stats")
+def stats() -> dict:
+    return get_service().stats()
+
+
+@bp.get("/openapi.json")
+def openapi() -> dict:
+    return openapi_document()

@@ -1,0 +1,98 @@
+"""Every error the web app returns: one table from error type to HTTP status, one body shape.
+
+Under ``/api/`` the body is ``{"error": {"status": 400, "type": "invalid_query", "message": "..."}}``;
+elsewhere the same three fields are rendered into ``error.html``. Werkzeug's own HTTP errors
+(an unknown URL, a wrong method, a body too large) go through the same handler, and anything
+unexpected becomes a 500 whose message reveals nothing of the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from search.errors import (
+    ArticleError,
+    ConfigError,
+    IndexCorrupt,
+    IndexLocked,
+    IndexMissing,
+    InvalidQuery,
+    ModelError,
+    NotFound,
+    SearchError,
+)
+
+log = logging.getLogger(__name__)
+
+# The one place where a library error becomes an HTTP status. The most specific class wins.
+ERRORS: dict[type[Exception], tuple[int, str]] = {
+    InvalidQuery: (400, "invalid_query"),
+    NotFound: (404, "not_found"),
+    IndexMissing: (503, "index_missing"),
+    IndexCorrupt: (503, "index_corrupt"),
+    IndexLocked: (503, "index_locked"),
+    ConfigError: (500, "config_error"),
+    ModelError: (500, "model_error"),
+    ArticleError: (500, "article_error"),
+    SearchError: (500, "search_error"),
+}
+INTERNAL_MESSAGE = "Something went wrong on our side. The error was logged; please try again later."
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    status: int
+    type: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"error": {"status": self.status, "type": self.type, "message": self.message}}
+
+
+def describe(exc: BaseException) -> ErrorInfo:
+    """Status, type and message for any exception a request can raise."""
+    if isinstance(exc, HTTPException):
+        code = exc.code or 500
+        return ErrorInfo(code, _snake(exc.name), exc.description or exc.name)
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            status, kind = ERRORS[cls]
+            return ErrorInfo(status, kind, str(exc))
+    return ErrorInfo(500, "internal_error", INTERNAL_MESSAGE)
+
+
+def wants_json() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def handle_error(exc: Exception) -> tuple[Response, int]:
+    info = describe(exc)
+    if info.type == "internal_error":
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    elif info.status >= 500:
+        log.error("%s on %s %s: %s", info.type, request.method, request.path, info.message)
+    if wants_json():
+        response = jsonify(info.to_dict())
+    else:
+        response = Response(
+            render_template("error.html", error=info, q=request.args.get("q", "")[:1000]), mimetype="text/html"
+        )
+    if isinstance(exc, HTTPException):
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:
+            response.headers["Allow"] = allow
+    return response, info.status
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_error)
+    app.register_error_handler(Exception, handle_error)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")

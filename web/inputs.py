@@ -1,0 +1,77 @@
+"""Request parsing shared by the pages and the API: strings in, service arguments out.
+
+Only the shape of a value is checked here (a whole number, a JSON object, an id's pattern);
+ranges and choices are checked once, by the service, so both shells give the same message.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from search.errors import InvalidQuery, NotFound
+from search.service import SearchService, parse_date
+from search.urls import is_valid_id
+
+SERVICE_KEY = "search_service"
+FILTERS = ("provider", "topic", "since", "until")
+DEFAULT_LIMIT = 10
+
+
+def get_service() -> SearchService:
+    """The one SearchService of this app (it reloads itself when a new index generation appears)."""
+    return current_app.extensions[SERVICE_KEY]
+
+
+def int_arg(args: MultiDict, name: str, default: int) -> int:
+    raw = args.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidQuery(f"{name}={raw[:40]!r} is not a whole number") from None
+
+
+def search_kwargs(args: MultiDict) -> dict:
+    """Keyword arguments of ``SearchService.search`` from query-string parameters."""
+    kwargs = {
+        "query": args.get("q", ""),
+        "mode": args.get("mode") or "hybrid",
+        "sort": args.get("sort") or "relevance",
+        "limit": int_arg(args, "limit", DEFAULT_LIMIT),
+        "offset": int_arg(args, "offset", 0),
+    }
+    kwargs.update({name: args.get(name) or None for name in FILTERS})
+    for name in ("since", "until"):
+        if kwargs[name]:
+            parse_date(kwargs[name], name)  # the service skips an impossible `until` day like 2020-13-01
+    return kwargs
+
+
+def checked_id(article_id: str) -> str:
+    """An article id from a URL path. A malformed id names no article, so it is a 404 like an unknown one."""
+    if not is_valid_id(article_id):
+        shown = article_id if len(article_id) <= 40 else article_id[:40] + "…"
+        raise NotFound(f"{shown!r} is not an article id (ids are 11 characters of A-Z a-z 0-9 _ -)")
+    return article_id
+
+
+def related_body() -> tuple[str, int]:
+    """``text`` and ``limit`` from the JSON body of ``POST /api/related``."""
+    if not request.is_json:
+        raise UnsupportedMediaType('Send the body as JSON with "Content-Type: application/json".')
+    try:
+        body = request.get_json()
+    except BadRequest:
+        raise InvalidQuery('the request body is not valid JSON - send {"text": "...", "limit": 10}') from None
+    if not isinstance(body, dict):
+        raise InvalidQuery('the request body must be a JSON object like {"text": "...", "limit": 10}')
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidQuery('"text" is missing or empty - send the text to find related stories for')
+    limit = body.get("limit", DEFAULT_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidQuery(f"limit={limit!r} must be a whole number between 1 and 100")
+    return text, limit

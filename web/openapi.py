@@ -1,0 +1,249 @@
+"""The OpenAPI 3.0 description of /api/, written by hand.
+
+tests/test_openapi.py validates real responses of every endpoint, errors included, against
+these component schemas, so a change to a response dict must be made here too.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from search.config import MODES
+from search.service import MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SORTS
+
+ID_PATTERN = "^[A-Za-z0-9_-]{11}$"
+DESCRIPTION = f"""Keyword, semantic and hybrid search over news articles, and "more like this".
+
+Every error has the body `{{"error": {{"status", "type", "message"}}}}`. A malformed article id in
+a path is answered like an unknown one: 404 `not_found`. Limits: `limit` 1..{MAX_LIMIT},
+`offset` 0..{MAX_OFFSET}, query text at most {MAX_QUERY_CHARS} characters. A query parameter
+given empty (`sort=`) counts as absent, as HTML forms send them."""
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict, required: list[str] | None = None, closed: bool = True) -> dict:
+    out: dict = {"type": "object", "properties": properties}
+    required = list(properties) if required is None else required
+    if required:  # OpenAPI 3.0 (like JSON Schema draft 4) forbids an empty list
+        out["required"] = required
+    if closed:
+        out["additionalProperties"] = False
+    return out
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+NULL_STR = {"type": "string", "nullable": True}
+NULL_INT = {"type": "integer", "nullable": True}
+NULL_NUM = {"type": "number", "nullable": True}
+DATE_TIME = {"type": "string", "format": "date-time", "nullable": True}
+ARTICLE_ID = {"type": "string", "pattern": ID_PATTERN}
+STRINGS = {"type": "array", "items": STR}
+DATE = {"type": "string", "format": "date"}
+
+ARTICLE = {
+    "id": ARTICLE_ID,
+    "url": STR,
+    "title": STR,
+    "excerpt": STR,
+    "published": DATE_TIME,
+    "provider": STR,
+    "provider_domain": STR,
+    "topics": STRINGS,
+    "image": STR,
+    "quality": NULL_INT,
+    "related": {"type": "array", "items": ARTICLE_ID, "description": "Ids of the publisher-listed related items."},
+    "is_stub": {"type": "boolean", "description": "Known only as another article's related item."},
+}
+SCHEMAS = {
+    "Error": _obj({"error": _obj({"status": INT, "type": STR, "message": STR})}),
+    "Article": _obj(ARTICLE),
+    "ArticleDetail": _obj(dict(ARTICLE, related_articles={"type": "array", "items": _ref("Article")})),
+    "Components": _obj(
+        {"keyword_score": NULL_NUM, "keyword_rank": NULL_INT, "semantic_score": NULL_NUM, "semantic_rank": NULL_INT}
+    ),
+    "Hit": _obj(
+        {
+            "rank": INT,
+            "id": ARTICLE_ID,
+            "title": STR,
+            "excerpt": STR,
+            "url": STR,
+            "provider": STR,
+            "published": DATE_TIME,
+            "topics": STRINGS,
+            "image": STR,
+            "score": NUM,
+            "components": _ref("Components"),
+        }
+    ),
+    "Facet": _obj({"value": STR, "count": INT}),
+    "Results": _obj(
+        {
+            "query": STR,
+            "mode": {"type": "string", "enum": [*MODES, "related"]},
+            "sort": {"type": "string", "enum": list(SORTS)},
+            "filters": _obj({"provider": STR, "topic": STR, "since": STR, "until": STR}, required=[]),
+            "total": INT,
+            "limit": INT,
+            "offset": INT,
+            "took_ms": NUM,
+            "hits": {"type": "array", "items": _ref("Hit")},
+            "facets": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": _ref("Facet")},
+                "description": "provider and topic counts over the matches (empty for related).",
+            },
+        }
+    ),
+    "RelatedRequest": _obj(
+        {
+            "text": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10},
+        },
+        required=["text"],
+    ),
+    "Health": _obj({"status": {"type": "string", "enum": ["ok"]}, "generation": STR, "articles": INT}),
+    "Stats": _obj(
+        {
+            "articles": INT,
+            "stubs": INT,
+            "providers": INT,
+            "sources": INT,
+            "oldest": NULL_STR,
+            "newest": NULL_STR,
+            "generation": STR,
+            "index_dir": STR,
+            "model": STR,
+            "model_id": STR,
+            "dim": INT,
+            "built_at": STR,
+            "format_version": INT,
+            "bytes_on_disk": INT,
+        },
+        closed=False,
+    ),
+}
+
+ERROR_RESPONSES = {
+    "400": "Bad input: a parameter out of range or malformed (type invalid_query).",
+    "404": "No such article, or no such URL.",
+    "405": "Method not allowed.",
+    "415": "The body is not application/json.",
+    "500": "Unexpected server error.",
+    "503": "No usable index (index_missing, index_corrupt).",
+}
+
+
+def _json(schema_name: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def _responses(ok: str, *errors: str) -> dict:
+    out = {"200": _json(ok, "OK")}
+    out.update({code: {"$ref": f"#/components/responses/E{code}"} for code in (*errors, "405", "500", "503")})
+    return out
+
+
+def _query(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}, "Hits per page.")
+ID_PARAM = {"name": "article_id", "in": "path", "required": True, "schema": ARTICLE_ID, "description": "Article id."}
+SEARCH_PARAMS = [
+    _query(
+        "q",
+        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+        'Words are OR-ed; "quoted phrases", field:value and AND/OR/NOT work.',
+        required=True,
+    ),
+    _query("mode", {"type": "string", "enum": list(MODES), "default": "hybrid"}, "Retrieval mode."),
+    LIMIT,
+    _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Hits to skip."),
+    _query("provider", STR, "Only this provider (exact name)."),
+    _query("topic", STR, "Only this topic (case-insensitive)."),
+    _query("since", DATE, "Published on or after this day (an ISO 8601 timestamp works too)."),
+    _query("until", DATE, "Published on or before this day, inclusive (an ISO 8601 timestamp works too)."),
+    _query("sort", {"type": "string", "enum": list(SORTS), "default": "relevance"}, "Order of the hits."),
+]
+
+PATHS = {
+    "/api/search": {
+        "get": {
+            "summary": "Search articles",
+            "operationId": "search",
+            "parameters": SEARCH_PARAMS,
+            "responses": _responses("Results", "400"),
+        }
+    },
+    "/api/articles/{article_id}": {
+        "get": {
+            "summary": "One article with its publisher-listed related items",
+            "operationId": "getArticle",
+            "parameters": [ID_PARAM],
+            "responses": _responses("ArticleDetail", "404"),
+        }
+    },
+    "/api/articles/{article_id}/related": {
+        "get": {
+            "summary": "More like this article",
+            "operationId": "relatedToArticle",
+            "parameters": [ID_PARAM, LIMIT],
+            "responses": _responses("Results", "400", "404"),
+        }
+    },
+    "/api/related": {
+        "post": {
+            "summary": "Articles related to a text",
+            "operationId": "relatedToText",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RelatedRequest")}}},
+            "responses": _responses("Results", "400", "415"),
+        }
+    },
+    "/api/health": {
+        "get": {
+            "summary": "Liveness and the live index generation",
+            "operationId": "health",
+            "responses": _responses("Health"),
+        }
+    },
+    "/api/stats": {
+        "get": {
+            "summary": "Counts and facts about the live index",
+            "operationId": "stats",
+            "responses": _responses("Stats"),
+        }
+    },
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.0 document",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
+}
+
+DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {"title": "News search API", "version": "1.0.0", "description": DESCRIPTION},
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "responses": {f"E{code}": _json("Error", text) for code, text in ERROR_RESPONSES.items()},
+    },
+}
+
+
+def openapi_document() -> dict:
+    """A fresh copy of the document (callers may not mutate the module's one)."""
+    return copy.deepcopy(DOCUMENT)
