@@ -278,6 +278,11 @@ class SearchService:
             raise NotFound(f"no article with id {article_id} - search for it with `search-cli query`")
         return found[article_id]
 
+    def health(self) -> dict:
+        """Cheap liveness facts from the manifest: generation and article count."""
+        with self._acquire() as view:
+            return {"status": "ok", "generation": view.path.name, "articles": view.manifest.articles}
+
     def stats(self) -> dict:
         with self._acquire() as view:
             out = view.store.stats()
@@ -298,7 +303,8 @@ def parse_date(value: str | datetime | None, name: str, end: bool = False) -> da
         return None
     if isinstance(value, str) and _DATE_ONLY.match(value.strip()) and end:
         day = parse_datetime(value.strip())
-        return datetime.combine(day.date(), dtime.max, tzinfo=timezone.utc) if day else None
+        if day is not None:
+            return datetime.combine(day.date(), dtime.max, tzinfo=timezone.utc)
     parsed = parse_datetime(value.strip() if isinstance(value, str) else value)
     if parsed is None:
         raise InvalidQuery(f"{name}={value!r} is not a date - use YYYY-MM-DD or an ISO 8601 timestamp")

@@ -59,3 +59,7 @@ def article_dir(tmp_path) -> Path:
     target = tmp_path / "articles"
     shutil.copytree(SEEDS, target)
     return target
+
+
+# The web tests' fixtures (an index of seeds/ plus pages-oriented extras), built once per run.
+from webutil import client, web_app, web_service, web_settings  # noqa: E402,F401

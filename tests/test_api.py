@@ -6,10 +6,8 @@ import inspect
 import json
 
 import pytest
-import webutil
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from webutil import IBM_ID, IBM_TITLE, HashEmbedder, build_index, make_service
 from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
@@ -28,9 +26,7 @@ from search.errors import (
 )
 from web.app import create_app
 from web.errors import ERRORS, describe
-
-# The shared fixtures of tests/webutil.py, bound by name so that pytest finds them in this module.
-web_settings, web_service, web_app, client = webutil.web_settings, webutil.web_service, webutil.web_app, webutil.client
+from webutil import IBM_ID, IBM_TITLE, HashEmbedder, build_index, make_service
 
 
 def get_json(client, url: str, status: int = 200) -> dict:

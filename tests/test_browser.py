@@ -13,11 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import webutil
-from webutil import IBM_TITLE, REPO
 
-# The shared fixtures of tests/webutil.py, bound by name so that pytest finds them in this module.
-web_settings, web_service = webutil.web_settings, webutil.web_service
+from webutil import IBM_TITLE, REPO
 
 pytestmark = pytest.mark.browser
 

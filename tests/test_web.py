@@ -7,19 +7,15 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import webutil
 from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import Markup
-from webutil import IBM_ID, IBM_TITLE, XSS_ID, XSS_TITLE
 
 from web.app import create_app
 from web.filters import iso_date, nice_date, safe_url
 from web.highlight import highlight, query_terms, snippet, stem
 from web.inputs import SERVICE_KEY
-
-# The shared fixtures of tests/webutil.py, bound by name so that pytest finds them in this module.
-web_settings, web_service, web_app, client = webutil.web_settings, webutil.web_service, webutil.web_app, webutil.client
+from webutil import IBM_ID, IBM_TITLE, XSS_ID, XSS_TITLE
 
 
 def page(client, url: str, status: int = 200) -> str:

@@ -37,8 +37,7 @@ def related_text() -> dict:
 
 @bp.get("/health")
 def health() -> dict:
-    stats = get_service().stats()
-    return {"status": "ok", "generation": stats["generation"], "articles": stats["articles"]}
+    return get_service().health()
 
 
 @bp.get("/stats")
