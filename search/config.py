@@ -28,6 +28,10 @@ SETTINGS: dict[str, str] = {
     "candidates": "Each retriever returns this many times the requested page depth.",
     "min_candidates": "Lower bound on the candidates each retriever returns.",
     "title_boost": "Weight of the title field relative to the excerpt in keyword search.",
+    "feedback_docs": "Hybrid: how many top semantic hits move the query vector (Rocchio feedback); 0 = off.",
+    "feedback_weight": "Rocchio weight of the feedback documents' mean vector (the query vector has weight 1).",
+    "related_alpha": "Weight of the semantic side in more-like-this (the keyword side is stronger there).",
+    "related_halflife": "More like this: a candidate's score halves per this many days from the article's date; 0 = off.",
     "threads": "Threads FAISS and ONNX Runtime use for one query.",
     "approximate_above": "Vector count above which the FAISS index is HNSW instead of exact.",
 }
@@ -41,11 +45,15 @@ class Settings:
     query_embedder: str = "onnx"
     index_embedder: str = "onnx-int8"
     fusion: str = "convex"
-    alpha: float = 0.8
+    alpha: float = 0.9
     rrf_k: int = 60
     candidates: int = 10
     min_candidates: int = 100
     title_boost: float = 2.0
+    feedback_docs: int = 5
+    feedback_weight: float = 0.75
+    related_alpha: float = 0.3
+    related_halflife: float = 4.0
     threads: int = 1
     approximate_above: int = 200_000
 
@@ -74,11 +82,15 @@ def _coerce(name: str, value: object) -> object:
 def _validated(s: Settings) -> Settings:
     if s.fusion not in FUSIONS:
         raise ConfigError(f"fusion={s.fusion!r}: use one of {', '.join(FUSIONS)}")
-    if not 0.0 <= s.alpha <= 1.0:
-        raise ConfigError(f"alpha={s.alpha}: must be between 0 and 1")
+    for name in ("alpha", "related_alpha"):
+        if not 0.0 <= getattr(s, name) <= 1.0:
+            raise ConfigError(f"{name}={getattr(s, name)}: must be between 0 and 1")
     for name in ("rrf_k", "candidates", "min_candidates", "threads"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
+    for name in ("feedback_docs", "feedback_weight", "related_halflife"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
     return s
 
 

@@ -101,7 +101,8 @@ def _length_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> It
     start = 0
     while start < len(order):
         stop = start + 1
-        while stop < len(order) and stop - start < batch_size and (stop - start + 1) * lengths[order[stop]] <= max_tokens:
+        while (stop < len(order) and stop - start < batch_size
+               and (stop - start + 1) * lengths[order[stop]] <= max_tokens):
             stop += 1
         yield order[start:stop]
         start = stop
@@ -112,6 +113,16 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     weights = mask.astype(np.float32)
     pooled = np.einsum("bth,bt->bh", hidden, weights) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
     return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def _threads(threads: int | None) -> int:
+    """``threads``, else ``$SEARCH_EMBED_THREADS``, else the CPU count."""
+    env = os.environ.get("SEARCH_EMBED_THREADS", "")
+    if threads:
+        return threads
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
 
 
 class OnnxEmbedder:
@@ -135,18 +146,20 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(max_len)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or int(os.environ.get("SEARCH_EMBED_THREADS") or 0) or os.cpu_count() or 1
+        opts.intra_op_num_threads = _threads(threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelError(f"cannot load ONNX model {onnx_path}: {exc}; delete {onnx_path.parent} to re-export") from exc
+            raise ModelError(
+                f"cannot load ONNX model {onnx_path}: {exc}; delete {onnx_path.parent} to re-export"
+            ) from exc
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(len(texts), dim) float32 unit rows, in input order."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not texts:
+        if len(texts) == 0:
             return out
         ids = [enc.ids for enc in self._tokenizer.encode_batch(list(texts))]
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
@@ -192,7 +205,7 @@ class TorchEmbedder:
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(len(texts), dim) float32 unit rows, in input order."""
-        if not texts:
+        if len(texts) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 Ranked = Sequence[tuple[str, float]]
 
 
@@ -50,6 +52,24 @@ def rrf(lists: Sequence[Ranked], k: int = 60, weights: Sequence[float] | None = 
         for rank, (doc, _) in enumerate(ranked, start=1):
             fused[doc] = fused.get(doc, 0.0) + weight / (k + rank)
     return sort_scores(fused)
+
+
+def rocchio(query: np.ndarray, feedback: np.ndarray, weight: float) -> np.ndarray:
+    """Pseudo-relevance feedback on a unit query vector (Rocchio): ``q + weight * mean(feedback)``, renormalised.
+
+    ``feedback`` holds the vectors of the top documents, one per row; none leaves ``query`` as it is.
+    """
+    if len(feedback) == 0 or weight <= 0:
+        return query
+    moved = query + weight * feedback.mean(axis=0)
+    norm = float(np.linalg.norm(moved))
+    return (moved / norm).astype(np.float32) if norm > 1e-12 else query
+
+
+def decay(ranked: Ranked, distance: dict[str, float], halflife: float) -> list[tuple[str, float]]:
+    """Scores halved every ``halflife`` units of ``distance`` (ids without a distance keep theirs), best first."""
+    return sort_scores({doc: score * 0.5 ** (distance[doc] / halflife) if doc in distance else score
+                        for doc, score in ranked})
 
 
 def sort_scores(scores: dict[str, float]) -> list[tuple[str, float]]:

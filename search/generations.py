@@ -5,6 +5,7 @@
       gen-000007/         one complete, consistent index (never modified once live)
         manifest.json     format version, model, dimension, counts, build time, checksums
         keyword/          Whoosh
+        bm25/             BM25F contributions per (field, term), read from keyword/ (search/bm25.py)
         vectors.faiss     FAISS
         store.sqlite      articles, source records
         readers.lock      readers hold a shared flock; cleanup needs an exclusive one
@@ -31,6 +32,7 @@ from search.errors import IndexCorrupt, IndexLocked, IndexMissing
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 KEYWORD_DIR, VECTORS_FILE, STORE_FILE, MANIFEST_FILE = "keyword", "vectors.faiss", "store.sqlite", "manifest.json"
+MATRIX_DIR = "bm25"  # the keyword index's precomputed BM25F score matrix
 READERS_LOCK = "readers.lock"
 
 
@@ -92,11 +94,9 @@ def cleanup(root: Path) -> list[str]:
 def _claim(path: Path) -> Path | None:
     """Rename an old generation out of the way if no reader holds it; None if one does."""
     doomed = path.with_name(path.name + ".deleting.tmp")
-    try:
-        fd = os.open(path / READERS_LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        os.rename(path, doomed)
-        return doomed
+    # Create the lock file if no reader ever did: renaming without the lock would race with a
+    # reader that read CURRENT before the swap and is creating the file right now.
+    fd = os.open(path / READERS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

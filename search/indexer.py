@@ -158,6 +158,9 @@ class Indexer:
         for n, path in enumerate(files, start=1):
             key = str(path.resolve())
             scan.seen += 1
+            if key != _utf8_name(key):  # SQLite cannot store it, and it cannot be printed
+                scan.errors.append(ArticleError("file name is not UTF-8 - rename the file", _utf8_name(key)))
+                continue
             try:
                 data = _read_limited(path)
             except ArticleError as exc:
@@ -260,6 +263,7 @@ class Indexer:
 
         t0 = time.perf_counter()
         keyword.apply(sorted(upserts, key=lambda a: a.id), deletes)
+        keyword.export_matrix(tmp / gen.MATRIX_DIR)
         stages["keyword"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -347,6 +351,11 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _utf8_name(name: str) -> str:
+    """A file name as UTF-8 text, undecodable bytes (surrogate escapes) replaced."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
@@ -357,3 +366,32 @@ def _check_consistent(keyword: KeywordIndex, vectors: VectorIndex, store: Articl
         raise IndexCorrupt(
             f"indexes disagree: store {len(ids)}, keyword {keyword.count()}, vectors {vectors.count} articles"
         )
+
+
+def verify(root: Path) -> gen.Manifest:
+    """Check the live generation in ``root`` and return its manifest; IndexCorrupt says what is wrong.
+
+    Every file matches its manifest checksum, and the store, the keyword index and the vector
+    index hold the same article ids, as many as the manifest counts.
+    """
+    lease, path = gen.lease_current(root)
+    try:
+        manifest = gen.read_manifest(path)
+        found = gen.checksums(path)
+        if found != manifest.checksums:
+            expected = manifest.checksums
+            differ = sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
+            raise IndexCorrupt(f"{path}: {', '.join(differ[:5])} differ from the manifest - rebuild with --rebuild")
+        keyword = KeywordIndex(path / gen.KEYWORD_DIR).open()
+        store = ArticleStore(path / gen.STORE_FILE, readonly=True)
+        try:
+            _check_consistent(keyword, VectorIndex.load(path / gen.VECTORS_FILE), store)
+            count = store.count()
+        finally:
+            keyword.close()
+            store.close()
+        if count != manifest.articles:
+            raise IndexCorrupt(f"{path}: the manifest counts {manifest.articles} articles, the indexes hold {count}")
+        return manifest
+    finally:
+        lease.release()

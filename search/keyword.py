@@ -13,14 +13,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from whoosh import fields, index, qparser, query, scoring
 from whoosh.analysis import StemmingAnalyzer
 
+from search.bm25 import ScoreMatrix
 from search.errors import IndexCorrupt, IndexMissing
 from search.models import Article
 
 SEARCH_FIELDS = ("title", "excerpt")
 FIELD_ALIASES = {"topic": "topics", "source": "provider", "site": "domain"}
+MAX_SYNTAX_CHARS = 2000  # longer text is parsed as plain words (see KeywordIndex.parse)
 _SYNTAX = re.compile(r"[\"()':*?\[\]{}^~+\-\\/]|\b(AND|OR|NOT|ANDNOT|ANDMAYBE)\b")
 
 
@@ -36,6 +39,9 @@ class LuceneBM25F(scoring.BM25F):
         parent = searcher.get_parent()
         df = parent.doc_frequency(fieldname, text)
         return math.log(1 + (parent.doc_count_all() - df + 0.5) / (df + 0.5))
+
+
+WEIGHTING = LuceneBM25F(B=0.75, K1=1.2)
 
 
 def make_schema(title_boost: float) -> fields.Schema:
@@ -74,9 +80,11 @@ def _document(article: Article) -> dict:
 class KeywordIndex:
     """A Whoosh index in one directory, opened for reading and optionally writing."""
 
-    def __init__(self, path: Path, title_boost: float = 2.0):
+    def __init__(self, path: Path, title_boost: float = 2.0, matrix_dir: Path | None = None):
         self.path = Path(path)
         self.title_boost = title_boost
+        self.matrix_dir = matrix_dir
+        self.matrix: ScoreMatrix | None = None
         self._ix = None
         self._local = threading.local()
 
@@ -93,6 +101,11 @@ class KeywordIndex:
             self._ix = index.open_dir(str(self.path))
         except Exception as exc:  # whoosh raises many types on a damaged directory
             raise IndexCorrupt(f"keyword index in {self.path} cannot be opened: {exc}") from None
+        if self.matrix_dir is not None:
+            self.matrix = ScoreMatrix.load(self.matrix_dir)
+            if self.matrix is not None and self.matrix.size != self._ix.doc_count():
+                raise IndexCorrupt(f"score matrix in {self.matrix_dir} holds {self.matrix.size} articles, "
+                                   f"the keyword index {self._ix.doc_count()} - rebuild with --rebuild")
         return self
 
     def close(self) -> None:
@@ -107,7 +120,7 @@ class KeywordIndex:
     def _searcher(self):
         searcher = getattr(self._local, "searcher", None)
         if searcher is None:
-            searcher = self._ix.searcher(weighting=LuceneBM25F())
+            searcher = self._ix.searcher(weighting=WEIGHTING)
             self._local.searcher = searcher
         return searcher
 
@@ -136,10 +149,13 @@ class KeywordIndex:
             return {fields_["id"] for fields_ in s.all_stored_fields()}
 
     def parse(self, text: str) -> query.Query:
-        """The query for user text; syntax errors fall back to plain OR-ed terms."""
-        parser = self._parser()
+        """The query for user text; syntax errors fall back to plain OR-ed terms.
+
+        Text over MAX_SYNTAX_CHARS is read as plain words: whoosh's field-name tagger takes
+        quadratic time on long runs of word characters (20,000 of them: about 2 s).
+        """
         try:
-            q = parser.parse(text)
+            q = self._parser().parse(text) if len(text) <= MAX_SYNTAX_CHARS else None
         except Exception:  # whoosh's parser raises assorted types on odd input
             q = None
         if q is None or q is query.NullQuery:
@@ -165,13 +181,23 @@ class KeywordIndex:
             parser.add_plugin(qparser.FieldAliasPlugin({v: [k] for k, v in FIELD_ALIASES.items()}))
         return parser
 
-    def search(self, text: str, limit: int, filter_query: query.Query | None = None) -> tuple[list[tuple[str, float]], int]:
-        """Top ``limit`` (id, score) pairs and the number of matching documents."""
-        return self.run(self.parse(text), limit, filter_query)
+    def search(self, text: str, limit: int, filter_query: query.Query | None = None,
+               allowed: set[str] | None = None) -> tuple[list[tuple[str, float]], int]:
+        """Top ``limit`` (id, score) pairs and the number of matching documents.
 
-    def run(self, q: query.Query, limit: int, filter_query: query.Query | None = None) -> tuple[list[tuple[str, float]], int]:
+        ``filter_query`` restricts Whoosh; ``allowed`` (the same filter as a set of ids) lets a
+        query of OR-ed terms be answered from the score matrix instead.
+        """
+        return self.run(self.parse(text), limit, filter_query, allowed)
+
+    def run(self, q: query.Query, limit: int, filter_query: query.Query | None = None,
+            allowed: set[str] | None = None) -> tuple[list[tuple[str, float]], int]:
         if q is query.NullQuery:
             return [], 0
+        keys = self._matrix_keys(q) if filter_query is None or allowed is not None else None
+        if keys is not None:
+            mask = self.matrix.mask(allowed) if allowed is not None else None
+            return self.matrix.top(self.matrix.scores(keys), limit, mask)
         searcher = self._searcher()
         results = searcher.search(q, limit=limit, filter=filter_query)
         hits = [(hit["id"], float(hit.score)) for hit in results]
@@ -181,6 +207,11 @@ class KeywordIndex:
         """Keyword scores of the given documents for ``text`` (0 where they do not match)."""
         if not ids:
             return {}
+        keys = self._matrix_keys(self.parse(text))
+        if keys is not None:
+            scores = self.matrix.scores(keys)
+            rows = {i: self.matrix.row_of(i) for i in ids}
+            return {i: float(scores[r]) for i, r in rows.items() if r is not None and scores[r] > 0}
         only = query.Or([query.Term("id", i) for i in ids])
         hits, _ = self.search(text, limit=len(ids), filter_query=only)
         return dict(hits)
@@ -193,6 +224,61 @@ class KeywordIndex:
             for term, weight in searcher.key_terms_from_text(field, text, numterms=numterms):
                 terms.append(query.Term(field, term, boost=float(weight)))
         return query.Or(terms) if terms else query.NullQuery
+
+
+    def _matrix_keys(self, q: query.Query) -> list[tuple[str, float]] | None:
+        """(matrix key, weight) pairs when ``q`` is OR-ed terms of the matrix's fields, else None."""
+        if self.matrix is None:
+            return None
+        keys: list[tuple[str, float]] = []
+        return keys if _collect_terms(q, 1.0, keys) else None
+
+    # -- the score matrix --------------------------------------------------------------------
+    def export_matrix(self, directory: Path) -> ScoreMatrix:
+        """Write every (field, term) column of BM25F contributions, read from this index."""
+        searcher = self._ix.searcher(weighting=WEIGHTING)
+        try:
+            reader = searcher.reader()
+            docnums = list(reader.all_doc_ids())
+            row = {d: n for n, d in enumerate(docnums)}
+            ids = [reader.stored_fields(d)["id"] for d in docnums]
+            columns = [col for field in SEARCH_FIELDS for col in _field_columns(searcher, field, row)]
+            matrix = ScoreMatrix.build(ids, columns)
+        finally:
+            searcher.close()
+        matrix.save(directory)
+        return matrix
+
+
+def _field_columns(searcher, field: str, row: dict[int, int]):
+    """(key, rows, BM25F contributions) of every term of ``field``."""
+    avgfl = searcher.avg_field_length(field) or 1
+    b, k1 = WEIGHTING.B, WEIGHTING.K1
+    norm: dict[int, float] = {}
+    for term in searcher.reader().lexicon(field):
+        text = term.decode("utf-8") if isinstance(term, bytes) else term
+        idf = searcher.idf(field, text)
+        matcher = searcher.postings(field, text)
+        rows, values = [], []
+        while matcher.is_active():
+            doc = matcher.id()
+            if doc not in norm:
+                norm[doc] = k1 * ((1 - b) + b * searcher.doc_field_length(doc, field, 1) / avgfl)
+            tf = matcher.weight()
+            rows.append(row[doc])
+            values.append(idf * tf * (k1 + 1) / (tf + norm[doc]))
+            matcher.next()
+        if rows:
+            yield ScoreMatrix.key(field, text), np.asarray(rows), np.asarray(values)
+
+
+def _collect_terms(q: query.Query, boost: float, out: list[tuple[str, float]]) -> bool:
+    if isinstance(q, query.Term) and q.fieldname in SEARCH_FIELDS:
+        out.append((ScoreMatrix.key(q.fieldname, q.text), boost * q.boost))
+        return True
+    if type(q) is query.Or:
+        return all(_collect_terms(sub, boost * q.boost, out) for sub in q.subqueries)
+    return False
 
 
 def _prohibit(q: query.Query) -> query.Query:
@@ -225,3 +311,4 @@ def filter_query(provider: str | None = None, topic: str | None = None,
         end = until.replace(tzinfo=None) if until else None
         parts.append(query.DateRange("published", start, end))
     return query.And(parts) if parts else None
+

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from search.errors import ArticleError
-from search.urls import canonical_url
+from search.urls import article_id, canonical_url
 
 MAX_FILE_BYTES = 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
@@ -132,8 +132,9 @@ def parse_markdown(text: str, source: str = "<text>") -> list[Record]:
         line = mark.line + 2 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ArticleError(f"invalid YAML: {problem}", source, line) from None
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a timestamp out of range
-        raise ArticleError(f"invalid YAML value: {exc}", source) from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise assorted types on odd values and tags:
+        # a timestamp out of range (ValueError), "!!timestamp 0" (AttributeError), deep nesting (RecursionError)
+        raise ArticleError(f"invalid YAML value: {type(exc).__name__}: {exc}", source) from None
     if not isinstance(meta, dict):
         raise ArticleError("front matter is not a mapping of fields", source, 2)
     body = "\n".join(lines[end + 1 :]).strip()
@@ -153,6 +154,8 @@ def _parse_jsonl(text: str, source: str, result: FileResult) -> None:
             result.records.extend(records_from_mapping(meta, source, number))
         except json.JSONDecodeError as exc:
             result.errors.append(ArticleError(f"invalid JSON: {exc.msg}", source, number))
+        except (ValueError, RecursionError) as exc:  # an integer over 4300 digits, nesting too deep
+            result.errors.append(ArticleError(f"invalid JSON: {type(exc).__name__}: {exc}", source, number))
         except ArticleError as exc:
             result.errors.append(exc)
     if not result.records and not result.errors:
@@ -167,16 +170,29 @@ def records_from_mapping(meta: dict, source: str, line: int, fallback_url: str =
     url = _first_url(meta) or fallback_url
     if not url:
         raise ArticleError("no webUrl or originalUrl", source, line or None)
+    canonical = _canonical(url)
+    if not canonical:
+        raise ArticleError(f"invalid URL {url[:200]!r}", source, line or None)
     related: list[Record] = []
     entries = meta.get("related") or []
     if isinstance(entries, list):
         for entry in entries:
             if isinstance(entry, dict) and _text(entry.get("title")) and _first_url(entry):
-                rel_url = canonical_url(_first_url(entry))
-                if rel_url != canonical_url(url):  # an article is not its own related item
+                rel_url = _canonical(_first_url(entry))
+                if rel_url and rel_url != canonical:  # an article is not its own related item
                     related.append(Record(rel_url, _fields(entry), False, source, line))
-    main = Record(canonical_url(url), _fields(meta), True, source, line, tuple(dict.fromkeys(r.url for r in related)))
+    main = Record(canonical, _fields(meta), True, source, line, tuple(dict.fromkeys(r.url for r in related)))
     return [main, *related]
+
+
+def _canonical(url: str) -> str:
+    """The canonical form of ``url``, or "" when urllib cannot split it (or its canonical form) into parts."""
+    try:
+        canonical = canonical_url(url)
+        article_id(canonical)  # ids are derived from the canonical URL again, which must split too
+    except ValueError:  # e.g. "http://[::1" or a port that is not a number in 0-65535
+        return ""
+    return canonical
 
 
 def _fields(meta: dict) -> dict:
@@ -200,7 +216,19 @@ def _fields(meta: dict) -> dict:
 def _text(value: object) -> str:
     if value is None or isinstance(value, (dict, list)):
         return ""
-    return " ".join(str(value).split())
+    try:
+        return _utf8(" ".join(str(value).split()))
+    except ValueError:  # an integer over 4300 digits has no str()
+        return ""
+
+
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (a JSON escape such as "\\ud800") replaced: they cannot be stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _first_url(meta: dict) -> str:
@@ -224,15 +252,16 @@ def _first_image(value: object) -> str:
     for item in value if isinstance(value, list) else []:
         url = item.get("url") if isinstance(item, dict) else item
         if isinstance(url, str) and url.strip():
-            return url.strip()
+            return _utf8(url.strip())
     return ""
 
 
 def _int(value: object) -> int | None:
     try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+        number = int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         return None
+    return number if number is None or -(2**63) <= number < 2**63 else None  # SQLite's and JSON's range
 
 
 def parse_datetime(value: object) -> datetime | None:
@@ -250,4 +279,7 @@ def parse_datetime(value: object) -> datetime | None:
         return None
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        return None

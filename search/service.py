@@ -29,7 +29,6 @@ MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
 SORTS = ("relevance", "newest")
-COPY_COSINE = 0.98  # two articles this close are copies of one story
 
 
 @dataclass
@@ -93,7 +92,7 @@ class SearchService:
         lease, path = gen.lease_current(self.root)
         try:
             manifest = gen.read_manifest(path)
-            view = _View(path, stamp, manifest, KeywordIndex(path / gen.KEYWORD_DIR).open(),
+            view = _View(path, stamp, manifest, KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open(),
                          VectorIndex.load(path / gen.VECTORS_FILE), ArticleStore(path / gen.STORE_FILE, readonly=True), lease)
         except BaseException:
             lease.release()
@@ -190,12 +189,13 @@ class SearchService:
         kw: list[tuple[str, float]] = []
         sem: list[tuple[str, float]] = []
         total = 0
+        allowed = view.store.filter_ids(**filters.__dict__) if filters else None
         if mode in ("keyword", "hybrid"):
-            kw, total = view.keyword.search(query, depth, filter_query(**filters.__dict__) if filters else None)
+            where = filter_query(**filters.__dict__) if filters else None
+            kw, total = view.keyword.search(query, depth, where, allowed)
         qvec = None
         if mode in ("semantic", "hybrid"):
             qvec = self.embed_query(query, view)
-            allowed = view.store.filter_ids(**filters.__dict__) if filters else None
             sem = view.vectors.search(qvec, depth, allowed)
         if mode == "keyword":
             return kw, kw, sem, total
@@ -204,18 +204,21 @@ class SearchService:
         return self._fuse(view, query, qvec, kw, sem), kw, sem, total
 
     def _fuse(self, view: _View, query: str, qvec: np.ndarray | None, kw, sem) -> list[tuple[str, float]]:
+        """Blend the two candidate lists; figures behind each choice: bench/results/eval_fusion.json."""
         s = self.settings
+        union = list(dict.fromkeys([*(d for d, _ in sem), *(d for d, _ in kw)]))  # semantic best first
+        if qvec is not None and sem:  # Rocchio feedback, then the semantic side of every candidate
+            vecs = view.vectors.vectors(union)
+            qvec = fusion.rocchio(qvec, vecs[: min(s.feedback_docs, len(sem))], s.feedback_weight)
+            sem_all = dict(zip(union, (vecs @ qvec).tolist(), strict=True))
+        else:
+            sem_all = dict(sem)
         if s.fusion == "rrf":
-            return fusion.rrf([kw, sem], k=s.rrf_k)
+            return fusion.rrf([kw, fusion.sort_scores(sem_all)[: len(sem)]], k=s.rrf_k)
         kw_all = dict(kw)
-        sem_all = dict(sem)
-        only_sem = [d for d in sem_all if d not in kw_all]
-        only_kw = [d for d in kw_all if d not in sem_all]
+        only_sem = [d for d in union if d not in kw_all]
         if only_sem and query:  # score the union: the keyword side of semantic-only candidates
             kw_all.update(view.keyword.score_ids(query, only_sem))
-        if only_kw and qvec is not None:
-            vecs = view.vectors.vectors(only_kw)
-            sem_all.update(zip(only_kw, (vecs @ qvec).tolist(), strict=True))
         kw_norm = fusion.minmax(list(kw_all.items()), lower=0.0)
         sem_norm = fusion.minmax(list(sem_all.items()))
         return fusion.convex(kw_norm, sem_norm, s.alpha)
@@ -243,21 +246,24 @@ class SearchService:
         return Results(text[:200], "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000)
 
     def _more_like(self, view: _View, text: str, vec: np.ndarray | None, limit: int, exclude: set[str], title: str):
-        depth = max(self.settings.min_candidates, self.settings.candidates * limit)
-        kw, _ = view.keyword.run(view.keyword.key_terms_query(text), depth)
-        sem = view.vectors.search(vec, depth + len(exclude)) if vec is not None else []
-        copies = set(exclude) | {d for d, score in sem if score >= COPY_COSINE}
-        if title:
-            same = _norm_title(title)
-            stored = view.store.get_many([d for d, _ in kw[:depth]] + [d for d, _ in sem[:depth]])
-            copies |= {d for d, a in stored.items() if _norm_title(a.title) == same}
-        kw = [(d, s) for d, s in kw if d not in copies]
-        sem = [(d, s) for d, s in sem if d not in copies]
-        kw_norm = fusion.minmax(kw, lower=0.0)
-        sem_norm = fusion.minmax(sem)
-        if self.settings.fusion == "rrf":
-            return fusion.rrf([kw, sem], k=self.settings.rrf_k), kw, sem
-        return fusion.convex(kw_norm, sem_norm, self.settings.alpha), kw, sem
+        """Key terms and vector of ``text`` blended with related_alpha, then decayed by the distance in time to
+        the anchor (the one excluded article, if any). Copies of the story from other URLs are kept: publishers
+        list them as related (filtering them cost 0.02-0.09 Recall@10; bench/results/eval_related.json)."""
+        s = self.settings
+        depth = max(s.min_candidates, s.candidates * limit) + len(exclude)
+        kw = [(d, sc) for d, sc in view.keyword.run(view.keyword.key_terms_query(text), depth)[0] if d not in exclude]
+        sem = [(d, sc) for d, sc in view.vectors.search(vec, depth) if d not in exclude] if vec is not None else []
+        if s.fusion == "rrf":
+            fused = fusion.rrf([kw, sem], k=s.rrf_k)
+        else:
+            fused = fusion.convex(fusion.minmax(kw, lower=0.0), fusion.minmax(sem), s.related_alpha)
+        anchor = view.store.get_many(sorted(exclude)) if len(exclude) == 1 and s.related_halflife > 0 else {}
+        when = next(iter(anchor.values())).published if anchor else None
+        if when is not None:
+            stored = view.store.get_many([d for d, _ in fused])
+            days = {d: abs((a.published - when).total_seconds()) / 86400 for d, a in stored.items() if a.published}
+            fused = fusion.decay(fused, days, s.related_halflife)
+        return fused, kw, sem
 
     # -- lookups -----------------------------------------------------------------------------
     def get(self, article_id: str) -> Article:
@@ -335,10 +341,6 @@ def _check_offset(offset: int) -> int:
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidQuery(f"offset={offset!r} must be between 0 and {MAX_OFFSET}")
     return offset
-
-
-def _norm_title(title: str) -> str:
-    return " ".join(re.findall(r"\w+", title.lower()))
 
 
 def _hits(page, articles, kw, sem, offset: int) -> list[Hit]:
