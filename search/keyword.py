@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -87,6 +88,8 @@ class KeywordIndex:
         self.matrix: ScoreMatrix | None = None
         self._ix = None
         self._local = threading.local()
+        self._parsers: dict[bool, qparser.QueryParser] = {}
+        self.parse = lru_cache(maxsize=1024)(self._parse)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def create(self) -> KeywordIndex:
@@ -148,8 +151,8 @@ class KeywordIndex:
         with self._ix.searcher() as s:
             return {fields_["id"] for fields_ in s.all_stored_fields()}
 
-    def parse(self, text: str) -> query.Query:
-        """The query for user text; syntax errors fall back to plain OR-ed terms.
+    def _parse(self, text: str) -> query.Query:
+        """The query for user text (``parse`` is this, cached); syntax errors fall back to plain OR-ed terms.
 
         Text over MAX_SYNTAX_CHARS is read as plain words: whoosh's field-name tagger takes
         quadratic time on long runs of word characters (20,000 of them: about 2 s).
@@ -170,6 +173,11 @@ class KeywordIndex:
             return query.NullQuery
 
     def _parser(self, plain_only: bool = False) -> qparser.QueryParser:
+        if plain_only not in self._parsers:
+            self._parsers[plain_only] = self._make_parser(plain_only)
+        return self._parsers[plain_only]
+
+    def _make_parser(self, plain_only: bool) -> qparser.QueryParser:
         schema = self._ix.schema
         parser = qparser.MultifieldParser(list(SEARCH_FIELDS), schema, group=qparser.OrGroup)
         parser.remove_plugin_class(qparser.WildcardPlugin)

@@ -175,11 +175,11 @@ class SearchService:
         depth = max(self.settings.min_candidates, self.settings.candidates * (offset + limit))
         with self._acquire() as view:
             fused, kw, sem, total = self._retrieve(view, query, mode, depth, filters)
-            articles = view.store.get_many([doc for doc, _ in fused])
-            fused = [(d, s) for d, s in fused if d in articles]
             if sort == "newest":
-                fused.sort(key=lambda ds: (articles[ds[0]].published or _EPOCH, ds[1]), reverse=True)
+                dates = view.store.published([d for d, _ in fused])
+                fused.sort(key=lambda ds: (dates.get(ds[0]) or "", ds[1]), reverse=True)
             facets = view.store.facets([d for d, _ in fused])
+            articles = view.store.get_many([d for d, _ in fused[offset : offset + limit]])
         hits = _hits(fused[offset : offset + limit], articles, kw, sem, offset)
         took = (time.perf_counter() - started) * 1000
         return Results(query, mode, tuple(hits), total if mode == "keyword" else len(fused), limit, offset, took,
@@ -299,7 +299,6 @@ class SearchService:
         return out
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -69,6 +69,12 @@ class VectorIndex:
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         """Stored vectors of ``ids`` (zeros for unknown ids)."""
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        try:
+            return self._index.reconstruct_batch(np.fromiter((id_to_int(i) for i in ids), dtype=np.int64))
+        except RuntimeError:  # an unknown id: fall back to one at a time
+            pass
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for row, article_id in enumerate(ids):
             vec = self.vector(article_id)
