@@ -249,6 +249,34 @@ def serve(host, port, threads, index_dir, config_file):
     waitress_serve(app, host=host, port=port, threads=threads, ident="news-search")
 
 
+@main.command("eval")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)
+@click.option("--fusion", type=click.Choice(["convex", "rrf"]), default=None, help="Override the fusion setting.")
+@click.option("--alpha", type=float, default=None, help="Override the semantic weight of convex fusion.")
+@click.option("--keep-index", default=None, help="Build the evaluation index here and keep it (default: a temp dir).")
+@config_option
+@json_option
+@_fail_cleanly
+def eval_command(directory, mode, fusion, alpha, keep_index, config_file, as_json):
+    """Measure ranking quality on DIRECTORY.
+
+    A BEIR collection (corpus.jsonl, queries.jsonl, qrels/test.tsv) gives nDCG@10, Recall@100
+    and MRR@10 per mode over its judged queries. A folder of news articles gives Recall@10 and
+    MRR@10 of "more like this" against the related items their publishers listed.
+    """
+    from pathlib import Path
+
+    from search.evaluation import format_report, run_beir, run_related
+
+    settings = _settings(config_file, fusion=fusion, alpha=alpha)
+    if (Path(directory) / "corpus.jsonl").is_file():
+        result = run_beir(directory, settings, mode, index_dir=keep_index)
+    else:
+        result = run_related(directory, settings, index_dir=keep_index)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 def _print_hits(hits) -> None:
     if not hits:
         click.echo("No results. Try fewer or more general words, or --mode semantic.")

@@ -113,3 +113,17 @@ def test_delete(indexed):
     result = indexed("delete", IBM)
     assert result.exit_code == 0 and "Removed 1" in result.output
     assert indexed("show", IBM).exit_code == 1
+
+
+def test_eval_on_the_toy_collection(cli):
+    toy = SEEDS.parent / "tests" / "data" / "toy_beir"
+    data = json.loads(cli("eval", toy, "--mode", "all", "--json").output)
+    assert set(data["modes"]) == {"keyword", "semantic", "hybrid"}
+    assert all(0 < m["mean"]["ndcg@10"] <= 1 for m in data["modes"].values())
+    human = cli("eval", toy, "--mode", "keyword", "--fusion", "rrf")
+    assert human.exit_code == 0 and "nDCG@10" in human.output and "fusion=rrf" in human.output
+
+
+def test_eval_related_on_a_news_folder(cli):
+    result = cli("eval", SEEDS)
+    assert result.exit_code == 0 and "recall@10" in result.output

@@ -1,0 +1,323 @@
+"""Offline evaluation: BEIR collections for search, publisher links for "more like this".
+
+``run_beir`` indexes a BEIR collection into a temporary index (each ``_id`` kept as given) and
+scores every judged query in each mode: nDCG@10 and MRR@10 of the first page a user would see
+(``limit=10``) and Recall@100 of a ``limit=100`` request. ``run_related`` indexes a news corpus
+and checks ``related()`` against the items each publisher linked. Metrics: :mod:`search.metrics`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from search import metrics
+from search.config import MODES, Settings
+from search.errors import ConfigError
+from search.indexer import Indexer
+from search.loader import Record, iter_article_files, load_file
+from search.merge import merge_records
+from search.models import Article
+from search.service import MAX_QUERY_CHARS, SearchService
+from search.urls import article_id, canonical_url
+
+BEIR_METRICS = ("ndcg@10", "recall@100", "mrr@10")
+RELATED_METRICS = ("recall@10", "mrr@10")
+# related() three ways: the configured blend, and each side alone (convex with all weight on it; the
+# related_halflife time decay applies to all three)
+RELATED_CONFIGS = {
+    "keyword": {"fusion": "convex", "related_alpha": 0.0},
+    "semantic": {"fusion": "convex", "related_alpha": 1.0},
+    "fused": {},
+}
+_REPORTED_SETTINGS = tuple(
+    "fusion alpha rrf_k candidates min_candidates title_boost feedback_docs feedback_weight related_alpha "
+    "related_halflife index_embedder query_embedder".split()
+)
+
+
+@dataclass(frozen=True)
+class BeirCollection:
+    name: str
+    corpus: list[dict]  # {"_id", "title", "text"}
+    queries: dict[str, str]  # judged queries only, in file order
+    qrels: dict[str, dict[str, int]]
+    skipped: int  # queries without judgements
+
+
+def load_beir(directory: str | Path) -> BeirCollection:
+    """Read corpus.jsonl, queries.jsonl and qrels/test.tsv; drop the queries nobody judged."""
+    root = Path(directory)
+    paths = [root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / "test.tsv"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{root} is not a BEIR collection: missing {', '.join(missing)}")
+    corpus = [
+        {"_id": str(d["_id"]), "title": d.get("title") or "", "text": d.get("text") or ""} for d in _jsonl(paths[0])
+    ]
+    qrels = _qrels(paths[2])
+    all_queries = {str(q["_id"]): str(q.get("text") or "") for q in _jsonl(paths[1])}
+    queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
+    return BeirCollection(root.name, corpus, queries, qrels, len(all_queries) - len(queries))
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+
+
+def _qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as rows:
+        for number, row in enumerate(csv.reader(rows, delimiter="\t"), start=1):
+            if not row or (number == 1 and not _is_int(row[-1])):
+                continue  # the header line
+            if len(row) < 3 or not _is_int(row[2]):
+                raise ConfigError(f"{path}:{number}: expected query-id, corpus-id, score")
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    return qrels
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def beir_records(collection: BeirCollection) -> tuple[list[Record], dict[str, str]]:
+    """One main record per document, with URL ``beir:<quoted _id>``; and article id -> ``_id``.
+
+    Quoting keeps every ``_id`` distinct through URL canonicalisation (URLs, spaces, case).
+    """
+    records: list[Record] = []
+    ids: dict[str, str] = {}
+    for line, doc in enumerate(collection.corpus, start=1):
+        url = canonical_url("beir:" + quote(doc["_id"], safe=""))
+        key = article_id(url)
+        if ids.setdefault(key, doc["_id"]) != doc["_id"]:
+            raise ConfigError(f"corpus ids {ids[key]!r} and {doc['_id']!r} map to one article id")
+        fields = {
+            "title": " ".join(doc["title"].split()),
+            "excerpt": " ".join(doc["text"].split()),
+            "published": None,
+            "provider": "",
+            "provider_domain": "",
+            "topics": (),
+            "image": "",
+            "quality": None,
+        }
+        records.append(Record(url, fields, True, f"beir:{collection.name}", line))
+    return records, ids
+
+
+@contextmanager
+def _index_dir(settings: Settings, index_dir: str | Path | None) -> Iterator[Settings]:
+    """``settings`` pointed at ``index_dir``, or at a temporary directory removed afterwards."""
+    if index_dir is not None:
+        yield settings.with_overrides(index_dir=str(index_dir))
+        return
+    with tempfile.TemporaryDirectory(prefix="search-eval-") as tmp:
+        yield settings.with_overrides(index_dir=tmp)
+
+
+def run_beir(
+    collection_dir: str | Path,
+    settings: Settings,
+    modes: Sequence[str] | str = MODES,
+    embedder=None,
+    index_dir: str | Path | None = None,
+) -> dict:
+    """Index a BEIR collection and score its judged queries in each of ``modes``.
+
+    ``embedder`` (if given) embeds both documents and queries; otherwise the settings'
+    index_embedder and query_embedder do. ``index_dir`` keeps the index (and its embedding
+    cache) for later runs instead of a temporary one.
+    """
+    modes = _modes(modes)
+    collection = load_beir(collection_dir)
+    with _index_dir(settings, index_dir) as local:
+        started = time.perf_counter()
+        records, ids = beir_records(collection)
+        indexer = Indexer(local, embedder)
+        report = indexer.index_records(records, f"beir:{collection.name}", rebuild=True)
+        out = _beir_header(collection, local, report.to_dict(), indexer.embedder.model_id)
+        out["index_seconds"] = round(time.perf_counter() - started, 2)
+        service = SearchService(local, embedder)
+        try:
+            out["modes"] = {mode: evaluate_mode(service, collection, ids, mode) for mode in modes}
+        finally:
+            service.close()
+    return out
+
+
+def _modes(modes: Sequence[str] | str) -> list[str]:
+    chosen = list(MODES) if modes in ("all", None) else [modes] if isinstance(modes, str) else list(modes)
+    chosen = [m for m in ("keyword", "semantic", "hybrid") if m in chosen] + [m for m in chosen if m not in MODES]
+    bad = [m for m in chosen if m not in MODES]
+    if bad or not chosen:
+        raise ConfigError(f"mode {', '.join(bad) or '(none)'}: use keyword, semantic, hybrid or all")
+    return chosen
+
+
+def _beir_header(collection: BeirCollection, settings: Settings, report: dict, model_id: str) -> dict:
+    return {
+        "kind": "beir",
+        "collection": collection.name,
+        "documents": len(collection.corpus),
+        "queries": len(collection.queries),
+        "skipped_queries": collection.skipped,
+        "settings": {name: getattr(settings, name) for name in _REPORTED_SETTINGS},
+        "index_model": model_id,
+        "embedded": report["embedded"],
+        "cache_hits": report["cache_hits"],
+    }
+
+
+def evaluate_mode(service: SearchService, collection: BeirCollection, ids: dict[str, str], mode: str) -> dict:
+    """Per-query and mean metrics of one mode over the collection's judged queries."""
+    started = time.perf_counter()
+    per_query: dict[str, dict[str, float]] = {}
+    for qid, text in collection.queries.items():
+        qrels = collection.qrels[qid]
+        page = _ranking(service, text, mode, 10, ids)
+        deep = _ranking(service, text, mode, 100, ids)
+        per_query[qid] = {
+            "ndcg@10": metrics.ndcg(page, qrels, 10),
+            "recall@100": metrics.recall(deep, qrels, 100),
+            "mrr@10": metrics.reciprocal_rank(page, qrels, 10),
+        }
+    means = {name: metrics.mean(q[name] for q in per_query.values()) for name in BEIR_METRICS}
+    return {"mean": means, "seconds": round(time.perf_counter() - started, 2), "per_query": per_query}
+
+
+def _ranking(service: SearchService, text: str, mode: str, limit: int, ids: dict[str, str]) -> list[str]:
+    text = text.strip()[:MAX_QUERY_CHARS]
+    if not text:
+        return []
+    hits = service.search(text, mode=mode, limit=limit).hits
+    return [ids.get(hit.article.id, hit.article.id) for hit in hits]
+
+
+# -- more like this ---------------------------------------------------------------------------
+def corpus_articles(corpus_dir: str | Path) -> dict[str, Article]:
+    """The articles an index of ``corpus_dir`` holds (stubs included), merged as the indexer does."""
+    records = [r for path in iter_article_files([corpus_dir]) for r in load_file(path).records]
+    return merge_records(records)
+
+
+def related_truth(articles: dict[str, Article]) -> dict[str, dict[str, list[str]]]:
+    """Expected related items per main article, two ways.
+
+    ``main``: the linked items that are main articles of the corpus (not stubs): the primary
+    figure, since a stub is in the index only because of that very link. ``linked``: every item
+    the publisher linked (all of them are indexed, stubs included).
+    """
+    mains = {i for i, a in articles.items() if not a.is_stub}
+    truth: dict[str, dict[str, list[str]]] = {"main": {}, "linked": {}}
+    for a in articles.values():
+        if a.is_stub:
+            continue
+        linked = [r for r in a.related if r in articles and r != a.id]
+        if linked:
+            truth["linked"][a.id] = linked
+        if any(r in mains for r in linked):
+            truth["main"][a.id] = [r for r in linked if r in mains]
+    return truth
+
+
+def run_related(corpus_dir: str | Path, settings: Settings, embedder=None, index_dir: str | Path | None = None) -> dict:
+    """Index a news corpus and score ``related()`` against its publisher links (see related_truth).
+
+    Three configurations: keyword only, semantic only, and the fusion the settings describe.
+    """
+    truth = related_truth(corpus_articles(corpus_dir))
+    with _index_dir(settings, index_dir) as local:
+        started = time.perf_counter()
+        report = Indexer(local, embedder).index([corpus_dir], rebuild=True)
+        out = {
+            "kind": "related",
+            "corpus": Path(corpus_dir).name,
+            "articles": report.articles,
+            "index_seconds": round(time.perf_counter() - started, 2),
+            "settings": {name: getattr(local, name) for name in _REPORTED_SETTINGS},
+            "truth": {name: {"articles": len(t), "links": sum(map(len, t.values()))} for name, t in truth.items()},
+            "configs": {},
+        }
+        for name, overrides in RELATED_CONFIGS.items():
+            out["configs"][name] = evaluate_related(local.with_overrides(**overrides), truth, embedder)
+    return out
+
+
+def evaluate_related(settings: Settings, truth: dict[str, dict[str, list[str]]], embedder=None) -> dict:
+    """Recall@10 and MRR@10 of ``related(id, limit=10)`` for each ground-truth variant."""
+    started = time.perf_counter()
+    service = SearchService(settings, embedder)
+    try:
+        queries = sorted(set().union(*(t.keys() for t in truth.values())))
+        rankings = {i: [h.article.id for h in service.related(i, limit=10).hits] for i in queries}
+    finally:
+        service.close()
+    out: dict = {"seconds": round(time.perf_counter() - started, 2)}
+    for variant, expected in truth.items():
+        per = {
+            i: {
+                "recall@10": metrics.recall(rankings[i], dict.fromkeys(rel, 1), 10),
+                "mrr@10": metrics.reciprocal_rank(rankings[i], dict.fromkeys(rel, 1), 10),
+            }
+            for i, rel in expected.items()
+        }
+        out[variant] = {
+            "mean": {m: metrics.mean(p[m] for p in per.values()) for m in RELATED_METRICS},
+            "per_article": per,
+        }
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------
+def format_report(result: dict) -> str:
+    """A plain-text table of a ``run_beir`` or ``run_related`` result."""
+    s = result["settings"]
+    setting_line = " ".join(f"{name}={value}" for name, value in s.items())
+    if result["kind"] == "related":
+        return _related_table(result, setting_line)
+    lines = [
+        f"{result['collection']}: {result['documents']} documents, {result['queries']} judged queries "
+        f"({result['skipped_queries']} without judgements skipped), indexed in {result['index_seconds']} s",
+        setting_line,
+        "",
+        f"{'mode':<10}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}{'seconds':>10}",
+    ]
+    for mode, figures in result["modes"].items():
+        m = figures["mean"]
+        lines.append(
+            f"{mode:<10}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}{figures['seconds']:>10.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _related_table(result: dict, setting_line: str) -> str:
+    t = result["truth"]
+    lines = [
+        f"related on {result['corpus']}: {result['articles']} indexed articles, indexed in {result['index_seconds']} s",
+        setting_line,
+        *(f"truth '{name}': {v['articles']} articles, {v['links']} expected items" for name, v in t.items()),
+        "",
+        f"{'config':<10}" + "".join(f"{f'{v} {m}':>20}" for v in t for m in RELATED_METRICS),
+    ]
+    for name, figures in result["configs"].items():
+        lines.append(f"{name:<10}" + "".join(f"{figures[v]['mean'][m]:>20.4f}" for v in t for m in RELATED_METRICS))
+    return "\n".join(lines)
