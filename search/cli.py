@@ -249,6 +249,24 @@ def serve(host, port, threads, index_dir, config_file):
     waitress_serve(app, host=host, port=port, threads=threads, ident="news-search")
 
 
+@main.command()
+@config_option
+@click.option("--markdown", is_flag=True, help="Print the README's table of settings and defaults.")
+@_fail_cleanly
+def settings(config_file, markdown):
+    """Show every setting: its effective value (file, environment) and what it does."""
+    from search.config import settings_table
+
+    effective = _settings(config_file)
+    if markdown:
+        click.echo("| name | default | meaning |\n|---|---|---|")
+        for name, default, help_text in settings_table():
+            click.echo(f"| `{name}` | `{default}` | {help_text} |")
+        return
+    for name, _default, help_text in settings_table():
+        click.echo(f"{name} = {getattr(effective, name)!r}\n    {help_text}")
+
+
 @main.command("eval")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)

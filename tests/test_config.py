@@ -11,6 +11,16 @@ def test_every_setting_has_help_and_is_in_the_readme():
         assert f"`{name}`" in readme, f"setting {name} is not documented in README.md"
 
 
+def test_readme_settings_table_is_generated():
+    from click.testing import CliRunner
+
+    from search.cli import main
+
+    readme = (__import__("conftest").ROOT / "README.md").read_text()
+    table = CliRunner().invoke(main, ["settings", "--markdown"]).output
+    assert table in readme, "README's settings table is stale: paste `search-cli settings --markdown`"
+
+
 def test_precedence_file_env_override(tmp_path, monkeypatch):
     config = tmp_path / "search.yaml"
     config.write_text("alpha: 0.3\nrrf_k: 10\n")
