@@ -32,7 +32,7 @@ SETTINGS: dict[str, str] = {
     "feedback_weight": "Rocchio weight of the feedback documents' mean vector (the query vector has weight 1).",
     "related_alpha": "Weight of the semantic side in more-like-this (the keyword side is stronger there).",
     "related_halflife": "More like this: a candidate's score halves per this many days from the article's date; 0 = off.",
-    "threads": "Threads FAISS and ONNX Runtime use for one query.",
+    "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which the FAISS index is HNSW instead of exact.",
 }
 

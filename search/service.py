@@ -142,7 +142,8 @@ class SearchService:
                 from search.embedding import load_embedder
 
                 s = self.settings
-                self._embedder = load_embedder(s.query_embedder, s.model_path or None, s.model_cache or None)
+                self._embedder = load_embedder(s.query_embedder, s.model_path or None, s.model_cache or None,
+                                               threads=s.threads)
             return self._embedder
 
     def embed_query(self, text: str, view: _View) -> np.ndarray:
