@@ -8,8 +8,10 @@ The new generation is built beside the live one and swapped in atomically.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,14 +263,19 @@ class Indexer:
         fresh = [a for a in upserts if old.get(a.id, ("", ""))[1] != a.text_hash]
         stages["merge"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        keyword.apply(sorted(upserts, key=lambda a: a.id), deletes)
-        keyword.export_matrix(tmp / gen.MATRIX_DIR)
-        stages["keyword"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        matrix = self._vectors_for(fresh, report, progress)
-        stages["embed"] = time.perf_counter() - t0
+        # Embedding (native code, GIL released) runs beside the keyword stage (Python): two cores.
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        try:
+            embedding = pool.submit(self._timed_vectors, fresh, report, progress, stop)
+            t0 = time.perf_counter()
+            keyword.apply(sorted(upserts, key=lambda a: a.id), deletes)
+            keyword.export_matrix(tmp / gen.MATRIX_DIR)
+            stages["keyword"] = time.perf_counter() - t0
+            matrix = embedding.result()
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 
         t0 = time.perf_counter()
         vectors.remove([*deletes, *(a.id for a in fresh if a.id in old)])
@@ -309,7 +316,16 @@ class Indexer:
             ArticleStore(tmp / gen.STORE_FILE),
         )
 
-    def _vectors_for(self, articles: list[Article], report: IndexReport, progress: Progress | None) -> np.ndarray:
+    def _timed_vectors(self, articles: list[Article], report: IndexReport, progress: Progress | None,
+                       stop: threading.Event) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return self._vectors_for(articles, report, progress, stop)
+        finally:
+            report.stages["embed"] = time.perf_counter() - t0
+
+    def _vectors_for(self, articles: list[Article], report: IndexReport, progress: Progress | None,
+                     stop: threading.Event | None = None) -> np.ndarray:
         """Embeddings of ``articles``: from the cache by (model id, text hash), the rest computed."""
         dim = self.embedder.dim
         if not articles:
@@ -321,6 +337,8 @@ class Indexer:
             missing = list({a.text_hash: a.text for a in articles if a.text_hash not in found}.items())
             batch = 512
             for start in range(0, len(missing), batch):
+                if stop is not None and stop.is_set():
+                    raise InterruptedError("indexing was cancelled")
                 chunk = missing[start : start + batch]
                 vecs = self.embedder.embed([text for _, text in chunk])
                 new = {h: v for (h, _), v in zip(chunk, vecs, strict=True)}
@@ -371,8 +389,8 @@ def _check_consistent(keyword: KeywordIndex, vectors: VectorIndex, store: Articl
 def verify(root: Path) -> gen.Manifest:
     """Check the live generation in ``root`` and return its manifest; IndexCorrupt says what is wrong.
 
-    Every file matches its manifest checksum, and the store, the keyword index and the vector
-    index hold the same article ids, as many as the manifest counts.
+    Every file matches its manifest checksum, and the store, the keyword index (and its score
+    matrix) and the vector index hold the same article ids, as many as the manifest counts.
     """
     lease, path = gen.lease_current(root)
     try:
@@ -382,11 +400,13 @@ def verify(root: Path) -> gen.Manifest:
             expected = manifest.checksums
             differ = sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
             raise IndexCorrupt(f"{path}: {', '.join(differ[:5])} differ from the manifest - rebuild with --rebuild")
-        keyword = KeywordIndex(path / gen.KEYWORD_DIR).open()
+        keyword = KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open()
         store = ArticleStore(path / gen.STORE_FILE, readonly=True)
         try:
             _check_consistent(keyword, VectorIndex.load(path / gen.VECTORS_FILE), store)
             count = store.count()
+            if keyword.matrix is not None and set(keyword.matrix.ids) != store.ids():
+                raise IndexCorrupt(f"{path}: the score matrix and the store hold different articles - use --rebuild")
         finally:
             keyword.close()
             store.close()
