@@ -33,7 +33,7 @@ SETTINGS: dict[str, str] = {
     "related_alpha": "Weight of the semantic side in more-like-this (the keyword side is stronger there).",
     "related_halflife": "More like this: a candidate's score halves per this many days from the article's date; 0 = off.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
-    "approximate_above": "Vector count above which the FAISS index is HNSW instead of exact.",
+    "approximate_above": "Vector count above which FAISS vectors are stored as 8-bit scalar quantised (SQ8) instead of exact.",
 }
 
 

@@ -280,6 +280,7 @@ class Indexer:
         t0 = time.perf_counter()
         vectors.remove([*deletes, *(a.id for a in fresh if a.id in old)])
         vectors.add([a.id for a in fresh], matrix)
+        vectors.compress_above(self.settings.approximate_above)
         vectors.save(tmp / gen.VECTORS_FILE)
         stages["vector"] = time.perf_counter() - t0
 

@@ -295,6 +295,7 @@ class SearchService:
             out = view.store.stats()
             m = view.manifest
             size = sum(p.stat().st_size for p in view.path.rglob("*") if p.is_file())
+            out["vector_index"] = view.vectors.kind
         out.update(generation=view.path.name, index_dir=str(self.root), model=m.model_name, model_id=m.model_id,
                    dim=m.dim, built_at=m.built_at, format_version=m.format_version, bytes_on_disk=size)
         return out

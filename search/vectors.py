@@ -2,6 +2,9 @@
 
 Exact inner product (``IndexFlatIP``) over L2-normalised float32 vectors, wrapped in
 ``IndexIDMap2`` so FAISS ids are the 63-bit integers behind article ids and deletions are real.
+Past a size (the ``approximate_above`` setting) it is compressed to 8-bit scalar quantisation
+(``IndexScalarQuantizer``, still exhaustive): a quarter of the memory, recall@10 0.989 against
+exact search at 100k articles (bench/results/ann.json). Deletions stay real in both.
 """
 
 from __future__ import annotations
@@ -36,6 +39,24 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
+
+    @property
+    def kind(self) -> str:
+        inner = faiss.downcast_index(self._index.index)
+        return "flat" if isinstance(inner, faiss.IndexFlat) else "sq8"
+
+    def compress_above(self, threshold: int) -> bool:
+        """Switch an exact index holding more than ``threshold`` vectors to SQ8; True if it did."""
+        if self.kind != "flat" or self.count <= threshold:
+            return False
+        keys = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, self.count)
+        quantised = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        quantised.train(vectors)
+        index = faiss.IndexIDMap2(quantised)
+        index.add_with_ids(vectors, keys)
+        self._index = index
+        return True
 
     # -- writing -----------------------------------------------------------------------------
     def add(self, ids: Iterable[str], vectors: np.ndarray) -> None:

@@ -189,3 +189,17 @@ def test_real_corpus_indexes_with_one_bad_file(tmp_path, embedder):
     assert len(report.skipped) == 1 and "project-innereye" in report.skipped[0]
     assert report.articles >= 360
     assert_consistent(settings)
+
+
+def test_large_vector_index_is_compressed_and_deletions_stay_real(tmp_path, article_dir, embedder):
+    settings = fake_settings(tmp_path / "ix", approximate_above=5)
+    Indexer(settings, embedder).index([article_dir])
+    path = gen.require_current(settings.index_path)
+    assert VectorIndex.load(path / gen.VECTORS_FILE).kind == "sq8"
+    victim = article_id("https://health.example.net/2020/11/12/xray-triage-model")
+    Indexer(settings, embedder).delete([victim])
+    assert victim not in assert_consistent(settings)
+    svc = SearchService(settings, embedder)
+    top = svc.search("chest X-rays radiologists", mode="semantic").hits
+    assert top and victim not in {h.article.id for h in top}
+    svc.close()

@@ -124,6 +124,7 @@ SCHEMAS = {
             "built_at": STR,
             "format_version": INT,
             "bytes_on_disk": INT,
+            "vector_index": STR,
         },
         closed=False,
     ),
