@@ -119,6 +119,7 @@ class KeywordIndex:
         if self._ix is not None:
             self._ix.close()
             self._ix = None
+        self.matrix = None  # unmaps its files
 
     def _searcher(self):
         searcher = getattr(self._local, "searcher", None)
