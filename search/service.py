@@ -170,7 +170,8 @@ class SearchService:
         query = _check_query(query)
         mode, sort = _check_choice("mode", mode, MODES), _check_choice("sort", sort, SORTS)
         limit, offset = _check_limit(limit), _check_offset(offset)
-        filters = Filters(provider or None, topic or None, parse_date(since, "since"), parse_date(until, "until", end=True))
+        filters = Filters(_check_filter(provider, "provider"), _check_filter(topic, "topic"),
+                          parse_date(since, "since"), parse_date(until, "until", end=True))
         if filters.since and filters.until and filters.since > filters.until:
             raise InvalidQuery("since is after until")
         depth = max(self.settings.min_candidates, self.settings.candidates * (offset + limit))
@@ -322,7 +323,23 @@ def _check_query(query: str, name: str = "query") -> str:
         raise InvalidQuery(f"{name} is empty - type some words to search for")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidQuery(f"{name} is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidQuery(f"{name} holds undecodable bytes - send UTF-8 text") from None
     return query.strip()
+
+
+def _check_filter(value: str | None, name: str) -> str | None:
+    if not value:
+        return None
+    if not isinstance(value, str) or len(value) > 200:
+        raise InvalidQuery(f"{name} must be a name of at most 200 characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidQuery(f"{name}={value!r} is not valid text (it holds undecodable bytes)") from None
+    return value
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
