@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import re
 import threading
-from functools import lru_cache
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from whoosh import fields, index, qparser, query, scoring
+from whoosh.reading import SegmentReader
 from whoosh.analysis import StemmingAnalyzer
 
 from search.bm25 import ScoreMatrix
@@ -88,8 +89,10 @@ class KeywordIndex:
         self.matrix: ScoreMatrix | None = None
         self._ix = None
         self._local = threading.local()
+        self._searchers: list = []  # every thread's searcher, so close() can close them all
+        self._lock = threading.Lock()
         self._parsers: dict[bool, qparser.QueryParser] = {}
-        self.parse = lru_cache(maxsize=1024)(self._parse)
+        self._parsed: OrderedDict[str, query.Query] = OrderedDict()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def create(self) -> KeywordIndex:
@@ -112,9 +115,10 @@ class KeywordIndex:
         return self
 
     def close(self) -> None:
-        searcher = getattr(self._local, "searcher", None)
-        if searcher is not None:
-            searcher.close()
+        with self._lock:
+            for searcher in self._searchers:
+                searcher.close()
+            self._searchers.clear()
         self._local = threading.local()
         if self._ix is not None:
             self._ix.close()
@@ -126,6 +130,8 @@ class KeywordIndex:
         if searcher is None:
             searcher = self._ix.searcher(weighting=WEIGHTING)
             self._local.searcher = searcher
+            with self._lock:
+                self._searchers.append(searcher)
         return searcher
 
     # -- writing -----------------------------------------------------------------------------
@@ -137,7 +143,7 @@ class KeywordIndex:
                 writer.delete_by_term("id", article_id)
             for article in upserts:
                 writer.update_document(**_document(article))
-            writer.commit()
+            writer.commit(mergetype=_merge_small_into_one)
         except BaseException:
             writer.cancel()
             raise
@@ -151,6 +157,19 @@ class KeywordIndex:
     def ids(self) -> set[str]:
         with self._ix.searcher() as s:
             return {fields_["id"] for fields_ in s.all_stored_fields()}
+
+    def parse(self, text: str) -> query.Query:
+        """``_parse``, remembered for the last 1,024 texts."""
+        with self._lock:
+            if text in self._parsed:
+                self._parsed.move_to_end(text)
+                return self._parsed[text]
+        parsed = self._parse(text)
+        with self._lock:
+            self._parsed[text] = parsed
+            if len(self._parsed) > 1024:
+                self._parsed.popitem(last=False)
+        return parsed
 
     def _parse(self, text: str) -> query.Query:
         """The query for user text (``parse`` is this, cached); syntax errors fall back to plain OR-ed terms.
@@ -257,6 +276,26 @@ class KeywordIndex:
             searcher.close()
         matrix.save(directory)
         return matrix
+
+
+def _merge_small_into_one(writer, segments):
+    """Whoosh merge policy: keep the largest segment, fold every other one into the new one.
+
+    An update then rewrites only the small segments, and readers never hold more than two
+    (Whoosh's default lets about a dozen pile up, each costing every reader thread memory).
+    When the small side reaches a fifth of the largest, everything is merged.
+    """
+    if len(segments) <= 1:
+        return segments
+    largest = max(segments, key=lambda s: s.doc_count_all())
+    rest = [s for s in segments if s is not largest]
+    if sum(s.doc_count_all() for s in rest) * 5 >= largest.doc_count_all():
+        rest = segments
+    for segment in rest:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in segments if s not in rest]
 
 
 def _field_columns(searcher, field: str, row: dict[int, int]):

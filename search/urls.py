@@ -47,7 +47,7 @@ def canonical_url(url: str) -> str:
     host = (parts.hostname or "").lower()
     if not scheme or not host:
         return url
-    netloc = host
+    netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None and str(parts.port) != _DEFAULT_PORTS.get(scheme):
         netloc = f"{host}:{parts.port}"
     if parts.username:

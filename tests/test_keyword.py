@@ -53,3 +53,16 @@ def test_score_ids_and_more_like_this_agree(both):
 def test_syntax_queries_go_to_whoosh(both, text):
     whoosh_only, with_matrix = both
     assert with_matrix.search(text, 20) == whoosh_only.search(text, 20)
+
+
+def test_updates_keep_at_most_two_segments(tmp_path, article_dir, embedder):
+    settings = fake_settings(tmp_path / "ix")
+    for n in range(6):
+        (article_dir / f"new-{n}.md").write_text(f'---\ntitle: "Zorbulate update {n}"\nwebUrl: "https://x.org/{n}"\n---\n')
+        Indexer(settings, embedder).index([article_dir])
+        path = gen.require_current(settings.index_path)
+        keyword = KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open()
+        with keyword._ix.searcher() as s:
+            assert len(s.reader().leaf_readers()) <= 2
+        assert keyword.search("zorbulate", 20)[1] == n + 1
+        keyword.close()

@@ -15,6 +15,8 @@ from search.urls import article_id, canonical_url, id_to_int, int_to_id, is_vali
         ("https://example.com/", "https://example.com"),
         ("  https://example.com/a  ", "https://example.com/a"),
         ("https://example.com/a?b=2&a=1", "https://example.com/a?b=2&a=1"),  # order kept
+        ("http://[::1]:8080/x/", "http://[::1]:8080/x"),
+        ("HTTP://[FE80::1]/a", "http://[fe80::1]/a"),
     ],
 )
 def test_canonical_url(raw, expected):
