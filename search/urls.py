@@ -49,7 +49,7 @@ def canonical_url(url: str) -> str:
         return url
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None and str(parts.port) != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{host}:{parts.port}"
+        netloc = f"{netloc}:{parts.port}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     path = parts.path.rstrip("/")
