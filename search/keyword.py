@@ -137,7 +137,7 @@ class KeywordIndex:
     # -- writing -----------------------------------------------------------------------------
     def apply(self, upserts: Iterable[Article], deletes: Iterable[str]) -> None:
         """Delete then add in one commit. Ids in ``upserts`` replace their old documents."""
-        writer = self._ix.writer(limitmb=256)
+        writer = self._ix.writer(limitmb=256, compound=False)  # compound segments are copied into every searcher
         try:
             for article_id in deletes:
                 writer.delete_by_term("id", article_id)

@@ -127,6 +127,12 @@ class SearchService:
             if view.retired and view.users == 0:
                 view.close()
 
+    def __enter__(self) -> SearchService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._swap_lock:
             if self._view is not None:

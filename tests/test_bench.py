@@ -1,0 +1,155 @@
+"""The benchmark code end to end on a tiny corpus with the hash embedder, so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench import table
+from bench.ann import compare, recommend
+from bench.common import Context, parse_size, percentiles, size_label, target
+from bench.corpus import build_corpus, load_pool, synthesize, to_markdown
+from bench.indexing import bench_index
+from bench.queries import make_queries
+from bench.query import bench_warm
+from bench.serving import bench_serve
+from conftest import SEEDS
+from search.loader import iter_article_files, load_file, parse_markdown
+from search.merge import merge_records
+
+HASH = {"SEARCH_INDEX_EMBEDDER": "hash", "SEARCH_QUERY_EMBEDDER": "hash"}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return load_pool(SEEDS)
+
+
+@pytest.fixture
+def ctx(tmp_path) -> Context:
+    return Context(
+        results=tmp_path / "results",
+        corpora=tmp_path / "corpora",
+        work=tmp_path / "work",
+        size=50,
+        source=SEEDS,
+        queries=20,
+        env=dict(HASH),
+        command="pytest tests/test_bench.py",
+    )
+
+
+def test_synthetic_articles_are_deterministic_unique_and_labelled(pool):
+    first = list(synthesize(pool, 50, seed=1))
+    assert first == list(synthesize(pool, 50, seed=1))
+    assert first != list(synthesize(pool, 50, seed=2))
+    assert list(synthesize(pool, 20, seed=1)) == first[:20]  # a smaller corpus is a prefix of a bigger one
+    texts = [f"{a['title']}. {a['excerpt']}" for a in first]
+    assert len(set(texts)) == len(texts)
+    assert len({a["webUrl"] for a in first}) == len(first)
+    assert all(a["synthetic"] and a["provider"]["name"].endswith("(synthetic)") for a in first)
+    words = sorted(len(t.split()) for t in texts)
+    assert 25 <= words[len(words) // 2] <= 60
+
+
+def test_markdown_round_trips_through_the_loader(pool):
+    article = next(a for a in synthesize(pool, 50, seed=0) if a.get("related"))
+    records = parse_markdown(to_markdown(article), "x.md")
+    assert records[0].fields["title"] == article["title"]
+    assert records[0].fields["excerpt"] == article["excerpt"]
+    assert len(records) == 1 + len(article["related"])
+
+
+@pytest.mark.parametrize("fmt", ["md", "jsonl"])
+def test_corpus_files_load_into_exactly_n_articles(tmp_path, fmt):
+    out = build_corpus(50, fmt, seed=0, out_root=tmp_path, source=SEEDS)
+    assert build_corpus(50, fmt, seed=0, out_root=tmp_path, source=SEEDS) == out  # reused, not rebuilt
+    results = [load_file(p) for p in iter_article_files([out])]
+    assert not [e for r in results for e in r.errors]
+    articles = merge_records(r for res in results for r in res.records)
+    assert len(articles) == 50  # related items point at other synthetic articles: no extra stubs
+    assert not any(a.is_stub for a in articles.values())
+
+
+def test_queries_are_distinct(pool):
+    queries = make_queries(pool, 300)
+    assert len(set(queries)) == 300
+    assert queries[0] == "export controls"
+
+
+def test_helpers():
+    assert parse_size("10k") == 10_000 and parse_size("1m") == 1_000_000 and parse_size("50") == 50
+    assert size_label(100_000) == "100k" and size_label(50) == "50"
+    p = percentiles([float(x) for x in range(1, 101)])
+    assert (p["p50"], p["p99"], p["max"]) == (50.0, 99.0, 100.0)
+    assert target("x", 2.0, 1.0, "s", "cmd")["passed"] is False
+    assert target("x", 2.0, 1.0, "s", "cmd", ">=")["passed"] is True
+
+
+@pytest.mark.slow
+def test_index_and_warm_benchmarks_write_valid_results(ctx, monkeypatch):
+    for key, value in HASH.items():
+        monkeypatch.setenv(key, value)
+    index = json.loads(bench_index(ctx).read_text())
+    assert index["machine"]["cores"] >= 1 and "numpy" in index["machine"]["packages"]
+    assert index["figures"]["articles"] == 50
+    assert index["figures"]["unchanged"]["added"] == 0
+    assert index["figures"]["one_changed"]["embedded"] == 1
+    assert index["figures"]["restored"]["embedded"] == 0
+    assert {"load", "merge", "keyword", "embed", "vector", "commit"} <= set(index["figures"]["first_build"]["stages"])
+    warm = json.loads(bench_warm(replace(ctx, queries=10)).read_text())
+    assert warm["figures"]["hybrid_miss"]["n"] == 10
+    assert "whoosh: search" in warm["figures"]["breakdown_ms"]
+    assert warm["figures"]["profile"]["by_tottime"]
+    assert all(t["passed"] in (True, False) for t in warm["targets"] + index["targets"])
+
+
+def test_table_is_rendered_between_the_markers(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    row = target("Cold query", 0.5, 1.0, "s", "search-cli query 'a|b'")
+    data = {
+        "name": "cold",
+        "machine": {"cpu_model": "CPU", "cores": 2, "ram_gb": 24, "python": "3.11", "loadavg": [1]},
+        "targets": [row, target("Rate", 100.0, 150, "req/s", "serve", ">=")],
+    }
+    (results / "cold.json").write_text(json.dumps(data))
+    (results / "other.json").write_text(json.dumps({"runtimes": {}}))  # no targets: ignored
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n## Usage\n\ntext\n")
+    assert table.main(["--results", str(results), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Title\n\n## Usage\n\ntext\n")
+    assert "## Performance" in text and text.count(table.START) == 1
+    assert "| Cold query ≤ 1 s | 0.5 s | pass | `cold` | `search-cli query 'a\\|b'` | 1 |" in text
+    assert "| **FAIL** |" in text
+    assert table.main(["--results", str(results), "--readme", str(readme), "--check"]) == 0
+    assert table.main(["--results", str(results), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text  # idempotent
+
+
+@pytest.mark.slow
+def test_serve_benchmark_loads_a_real_server(ctx, monkeypatch):
+    for key, value in HASH.items():
+        monkeypatch.setenv(key, value)
+    ctx = replace(ctx, serve_seconds=3.0, serve_requests=60, serve_threads=(2,))
+    result = json.loads(bench_serve(ctx).read_text())
+    run = result["figures"]["runs"][0]
+    assert run["errors"] == 0 and run["requests"] == 60
+    assert run["server_rss_mb"] > 0 and run["latency_ms"]["p99"] > 0
+
+
+def test_ann_comparison_recall_and_recommendation():
+    rng = np.random.default_rng(0)
+    xb = rng.standard_normal((3000, 16)).astype(np.float32)
+    xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+    out = compare(xb, {"q": xb[:20]}, build_threads=1)
+    exact = out["Flat (exact)"]["rows"][0]["q"]
+    assert exact["recall@10"] == 1.0 and exact["recall@100"] == 1.0
+    assert all(data["bytes"] > 0 for data in out.values())
+    assert exact["recall@10_tie_tolerant"] == 1.0
+    best = recommend(out)
+    assert not best or best["fastest"]["recall@10"] >= 0.98 <= best["smallest"]["recall@10"]
