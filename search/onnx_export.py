@@ -60,6 +60,8 @@ def ensure_built(target: Path, build: Callable[[Path], None]) -> Path:
     with build_lock(target.parent):
         if model.exists():
             return model
+        for stale in target.parent.glob(f".{target.name}.*"):  # left by a builder that was killed
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             build(tmp / MODEL_FILE)
