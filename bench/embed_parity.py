@@ -156,8 +156,11 @@ INT8_RECIPES: dict[str, dict] = {
     "per-channel": {"per_channel": True},
     "per-channel+reduce_range": {"per_channel": True, "reduce_range": True},
     "per-channel+constB (shipped)": {"per_channel": True, "extra_options": {"MatMulConstBOnly": True}},
-    "per-channel+constB-ffn_out_L0": {"per_channel": True, "extra_options": {"MatMulConstBOnly": True},
-                                      "exclude": ("layer.0/output/dense",)},
+    "per-channel+constB-ffn_out_L0": {
+        "per_channel": True,
+        "extra_options": {"MatMulConstBOnly": True},
+        "exclude": ("layer.0/output/dense",),
+    },
     "per-channel+constB-ffn_out_L0L1": {
         "per_channel": True,
         "extra_options": {"MatMulConstBOnly": True},
@@ -262,10 +265,12 @@ def retrieval(model_path: Path, args) -> dict:
     return out
 
 
-COLD = ("import time; t = time.perf_counter()\n"
-        "from search.embedding import load_embedder\n"
-        "load_embedder({kind!r}, None, {cache!r}).embed(['hugh downs'])\n"
-        "print(time.perf_counter() - t)\n")
+COLD = (
+    "import time; t = time.perf_counter()\n"
+    "from search.embedding import load_embedder\n"
+    "load_embedder({kind!r}, None, {cache!r}).embed(['hugh downs'])\n"
+    "print(time.perf_counter() - t)\n"
+)
 
 
 def cold_start(args, runs: int = 5) -> dict:
@@ -289,12 +294,18 @@ def cold_start(args, runs: int = 5) -> dict:
             inner.append(float(text))
         walls.sort()
         inner.sort()
-        out[kind] = {"wall_best_s": round(walls[0], 3), "wall_median_s": round(walls[runs // 2], 3),
-                     "import_load_embed_best_s": round(inner[0], 3),
-                     "import_load_embed_median_s": round(inner[runs // 2], 3)}
-        print(f"cold start {kind:10s} process wall best {walls[0]:.3f}s median {walls[runs // 2]:.3f}s; "
-              f"import+load+embed best {inner[0]:.3f}s median {inner[runs // 2]:.3f}s "
-              f"(python -c pass: {base[0]:.3f}s)", flush=True)
+        out[kind] = {
+            "wall_best_s": round(walls[0], 3),
+            "wall_median_s": round(walls[runs // 2], 3),
+            "import_load_embed_best_s": round(inner[0], 3),
+            "import_load_embed_median_s": round(inner[runs // 2], 3),
+        }
+        print(
+            f"cold start {kind:10s} process wall best {walls[0]:.3f}s median {walls[runs // 2]:.3f}s; "
+            f"import+load+embed best {inner[0]:.3f}s median {inner[runs // 2]:.3f}s "
+            f"(python -c pass: {base[0]:.3f}s)",
+            flush=True,
+        )
     return out
 
 

@@ -21,8 +21,7 @@ FILES = ("indptr.npy", "rows.npy", "values.npy", "terms.json", "ids.json")
 class ScoreMatrix:
     """Columns are (field, term) keys; rows are documents, in ``ids`` order."""
 
-    def __init__(self, ids: list[str], terms: dict[str, int], indptr: np.ndarray, rows: np.ndarray,
-                 values: np.ndarray):
+    def __init__(self, ids: list[str], terms: dict[str, int], indptr: np.ndarray, rows: np.ndarray, values: np.ndarray):
         self.ids = ids
         self.terms = terms
         self.indptr = indptr
@@ -46,7 +45,7 @@ class ScoreMatrix:
             rows.append(np.asarray(col_rows, dtype=np.int32))
             values.append(np.asarray(col_values, dtype=np.float32))
             indptr.append(indptr[-1] + len(col_rows))
-        cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))  # noqa: E731
+        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
         return cls(ids, terms, np.asarray(indptr, dtype=np.int64), cat(rows, np.int32), cat(values, np.float32))
 
     # -- persistence -------------------------------------------------------------------------
@@ -89,7 +88,9 @@ class ScoreMatrix:
             out[self.rows[start:stop]] += np.float32(weight) * self.values[start:stop]
         return out
 
-    def top(self, scores: np.ndarray, limit: int, allowed: np.ndarray | None = None) -> tuple[list[tuple[str, float]], int]:
+    def top(
+        self, scores: np.ndarray, limit: int, allowed: np.ndarray | None = None
+    ) -> tuple[list[tuple[str, float]], int]:
         """The best ``limit`` (id, score) pairs with a positive score, and how many there are."""
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)

@@ -143,7 +143,14 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, index_
     """Search for TEXT. Words are OR-ed; "quoted phrases", field:value, AND/OR/NOT work."""
     with _service(config_file, index_dir) as service:
         results = service.search(
-            text, mode=mode, limit=limit, offset=offset, provider=provider, topic=topic, since=since, until=until,
+            text,
+            mode=mode,
+            limit=limit,
+            offset=offset,
+            provider=provider,
+            topic=topic,
+            since=since,
+            until=until,
             sort=sort,
         )
     if as_json:
@@ -236,7 +243,9 @@ def delete(ids, index_dir, config_file, wait):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--threads", type=int, default=4, show_default=True, help="Worker threads of the WSGI server (4 beat 8 on 2 cores).")
+@click.option(
+    "--threads", type=int, default=4, show_default=True, help="Worker threads of the WSGI server (4 beat 8 on 2 cores)."
+)
 @index_dir_option
 @config_option
 @_fail_cleanly

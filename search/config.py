@@ -31,9 +31,9 @@ SETTINGS: dict[str, str] = {
     "feedback_docs": "Hybrid: how many top semantic hits move the query vector (Rocchio feedback); 0 = off.",
     "feedback_weight": "Rocchio weight of the feedback documents' mean vector (the query vector has weight 1).",
     "related_alpha": "Weight of the semantic side in more-like-this (the keyword side is stronger there).",
-    "related_halflife": "More like this: a candidate's score halves per this many days from the article's date; 0 = off.",
+    "related_halflife": "More like this: a candidate's score halves per this many days away from the article; 0 = off.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
-    "approximate_above": "Vector count above which FAISS vectors are stored as 8-bit scalar quantised (SQ8) instead of exact.",
+    "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
 }
 
 

@@ -101,8 +101,9 @@ def _length_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> It
     start = 0
     while start < len(order):
         stop = start + 1
-        while (stop < len(order) and stop - start < batch_size
-               and (stop - start + 1) * lengths[order[stop]] <= max_tokens):
+        while (
+            stop < len(order) and stop - start < batch_size and (stop - start + 1) * lengths[order[stop]] <= max_tokens
+        ):
             stop += 1
         yield order[start:stop]
         start = stop
@@ -130,8 +131,14 @@ class OnnxEmbedder:
 
     model_name = MODEL_NAME
 
-    def __init__(self, onnx_path: Path, model_path: Path, model_id: str, threads: int | None = None,
-                 max_batch_tokens: int = MAX_BATCH_TOKENS) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        model_path: Path,
+        model_id: str,
+        threads: int | None = None,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -207,8 +214,13 @@ class TorchEmbedder:
         """(len(texts), dim) float32 unit rows, in input order."""
         if len(texts) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -256,8 +268,9 @@ class HashEmbedder:
 
 
 # -- the factory ---------------------------------------------------------------------------------
-def load_embedder(kind: str, model_path: Path | str | None = None, cache_dir: Path | str | None = None,
-                  *, threads: int | None = None) -> Embedder:
+def load_embedder(
+    kind: str, model_path: Path | str | None = None, cache_dir: Path | str | None = None, *, threads: int | None = None
+) -> Embedder:
     """An embedder of ``kind`` (onnx, onnx-int8, torch, hash); ONNX files are built in ``cache_dir`` on first use."""
     if kind == "hash":
         return HashEmbedder()

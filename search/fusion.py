@@ -34,7 +34,9 @@ def zscore(ranked: Ranked) -> dict[str, float]:
     return {doc: (s - mean) / std for doc, s in ranked}
 
 
-def convex(keyword: dict[str, float], semantic: dict[str, float], alpha: float, missing: float = 0.0) -> list[tuple[str, float]]:
+def convex(
+    keyword: dict[str, float], semantic: dict[str, float], alpha: float, missing: float = 0.0
+) -> list[tuple[str, float]]:
     """alpha * semantic + (1 - alpha) * keyword over normalised scores, best first.
 
     A document one side did not return gets ``missing`` on that side.
@@ -68,8 +70,9 @@ def rocchio(query: np.ndarray, feedback: np.ndarray, weight: float) -> np.ndarra
 
 def decay(ranked: Ranked, distance: dict[str, float], halflife: float) -> list[tuple[str, float]]:
     """Scores halved every ``halflife`` units of ``distance`` (ids without a distance keep theirs), best first."""
-    return sort_scores({doc: score * 0.5 ** (distance[doc] / halflife) if doc in distance else score
-                        for doc, score in ranked})
+    return sort_scores(
+        {doc: score * 0.5 ** (distance[doc] / halflife) if doc in distance else score for doc, score in ranked}
+    )
 
 
 def sort_scores(scores: dict[str, float]) -> list[tuple[str, float]]:

@@ -82,7 +82,9 @@ class Indexer:
             from search.embedding import load_embedder
 
             self._embedder = load_embedder(
-                self.settings.index_embedder, self.settings.model_path or None, self.settings.model_cache or None,
+                self.settings.index_embedder,
+                self.settings.model_path or None,
+                self.settings.model_cache or None,
                 threads=1,  # one thread per call; EMBED_WORKERS calls run side by side
             )
         return self._embedder
@@ -334,16 +336,22 @@ class Indexer:
             ArticleStore(tmp / gen.STORE_FILE),
         )
 
-    def _timed_vectors(self, articles: list[Article], report: IndexReport, progress: Progress | None,
-                       stop: threading.Event) -> np.ndarray:
+    def _timed_vectors(
+        self, articles: list[Article], report: IndexReport, progress: Progress | None, stop: threading.Event
+    ) -> np.ndarray:
         t0 = time.perf_counter()
         try:
             return self._vectors_for(articles, report, progress, stop)
         finally:
             report.stages["embed"] = time.perf_counter() - t0
 
-    def _vectors_for(self, articles: list[Article], report: IndexReport, progress: Progress | None,
-                     stop: threading.Event | None = None) -> np.ndarray:
+    def _vectors_for(
+        self,
+        articles: list[Article],
+        report: IndexReport,
+        progress: Progress | None,
+        stop: threading.Event | None = None,
+    ) -> np.ndarray:
         """Embeddings of ``articles``: from the cache by (model id, text hash), the rest computed."""
         dim = self.embedder.dim
         if not articles:

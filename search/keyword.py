@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import fields, index, qparser, query, scoring
-from whoosh.reading import SegmentReader
 from whoosh.analysis import StemmingAnalyzer
+from whoosh.reading import SegmentReader
 
 from search.bm25 import ScoreMatrix
 from search.errors import IndexCorrupt, IndexMissing
@@ -110,8 +110,10 @@ class KeywordIndex:
         if self.matrix_dir is not None:
             self.matrix = ScoreMatrix.load(self.matrix_dir)
             if self.matrix is not None and self.matrix.size != self._ix.doc_count():
-                raise IndexCorrupt(f"score matrix in {self.matrix_dir} holds {self.matrix.size} articles, "
-                                   f"the keyword index {self._ix.doc_count()} - rebuild with --rebuild")
+                raise IndexCorrupt(
+                    f"score matrix in {self.matrix_dir} holds {self.matrix.size} articles, "
+                    f"the keyword index {self._ix.doc_count()} - rebuild with --rebuild"
+                )
         return self
 
     def close(self) -> None:
@@ -202,15 +204,22 @@ class KeywordIndex:
         parser = qparser.MultifieldParser(list(SEARCH_FIELDS), schema, group=qparser.OrGroup)
         parser.remove_plugin_class(qparser.WildcardPlugin)
         if plain_only:
-            for plugin in (qparser.FieldsPlugin, qparser.PhrasePlugin, qparser.OperatorsPlugin,
-                           qparser.GroupPlugin, qparser.RangePlugin, qparser.BoostPlugin):
+            for plugin in (
+                qparser.FieldsPlugin,
+                qparser.PhrasePlugin,
+                qparser.OperatorsPlugin,
+                qparser.GroupPlugin,
+                qparser.RangePlugin,
+                qparser.BoostPlugin,
+            ):
                 parser.remove_plugin_class(plugin)
         else:
             parser.add_plugin(qparser.FieldAliasPlugin({v: [k] for k, v in FIELD_ALIASES.items()}))
         return parser
 
-    def search(self, text: str, limit: int, filter_query: query.Query | None = None,
-               allowed: set[str] | None = None) -> tuple[list[tuple[str, float]], int]:
+    def search(
+        self, text: str, limit: int, filter_query: query.Query | None = None, allowed: set[str] | None = None
+    ) -> tuple[list[tuple[str, float]], int]:
         """Top ``limit`` (id, score) pairs and the number of matching documents.
 
         ``filter_query`` restricts Whoosh; ``allowed`` (the same filter as a set of ids) lets a
@@ -218,8 +227,9 @@ class KeywordIndex:
         """
         return self.run(self.parse(text), limit, filter_query, allowed)
 
-    def run(self, q: query.Query, limit: int, filter_query: query.Query | None = None,
-            allowed: set[str] | None = None) -> tuple[list[tuple[str, float]], int]:
+    def run(
+        self, q: query.Query, limit: int, filter_query: query.Query | None = None, allowed: set[str] | None = None
+    ) -> tuple[list[tuple[str, float]], int]:
         if q is query.NullQuery:
             return [], 0
         keys = self._matrix_keys(q) if filter_query is None or allowed is not None else None
@@ -252,7 +262,6 @@ class KeywordIndex:
             for term, weight in searcher.key_terms_from_text(field, text, numterms=numterms):
                 terms.append(query.Term(field, term, boost=float(weight)))
         return query.Or(terms) if terms else query.NullQuery
-
 
     def _matrix_keys(self, q: query.Query) -> list[tuple[str, float]] | None:
         """(matrix key, weight) pairs when ``q`` is OR-ed terms of the matrix's fields, else None."""
@@ -346,8 +355,9 @@ def _prohibit(q: query.Query) -> query.Query:
     return q
 
 
-def filter_query(provider: str | None = None, topic: str | None = None,
-                 since: datetime | None = None, until: datetime | None = None) -> query.Query | None:
+def filter_query(
+    provider: str | None = None, topic: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> query.Query | None:
     """A whoosh filter for the structured filters, or None when there are none."""
     parts: list[query.Query] = []
     if provider:
@@ -359,4 +369,3 @@ def filter_query(provider: str | None = None, topic: str | None = None,
         end = until.replace(tzinfo=None) if until else None
         parts.append(query.DateRange("published", start, end))
     return query.And(parts) if parts else None
-

@@ -81,8 +81,14 @@ def _externalise(path: Path) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=DATA_FILE, size_threshold=1024)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=DATA_FILE,
+        size_threshold=1024,
+    )
 
 
 def export_fp32(model_path: Path, out: Path) -> None:
@@ -120,8 +126,15 @@ def export_fp32(model_path: Path, out: Path) -> None:
             wrapper = Wrapper(model).eval()  # the exporter restores this mode on the way out
             with torch.no_grad():
                 torch.onnx.export(
-                    wrapper, sample, str(out), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-                    dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
+                    wrapper,
+                    sample,
+                    str(out),
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes=axes,
+                    opset_version=OPSET,
+                    do_constant_folding=True,
+                    dynamo=False,
                 )
                 _check_export(model, out, _sample_inputs(torch, batch=3, seq=13))
     except ModelError:
@@ -166,7 +179,10 @@ def quantize_int8(fp32: Path, out: Path) -> None:
         with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             quantize_dynamic(
-                str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                str(fp32),
+                str(out),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
                 extra_options={"MatMulConstBOnly": True},
             )
     except Exception as exc:

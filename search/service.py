@@ -9,7 +9,8 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, time as dtime, timezone
+from datetime import UTC, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,12 @@ class Filters:
         return any((self.provider, self.topic, self.since, self.until))
 
     def to_dict(self) -> dict[str, str]:
-        out = {"provider": self.provider, "topic": self.topic,
-               "since": self.since.isoformat() if self.since else None,
-               "until": self.until.isoformat() if self.until else None}
+        out = {
+            "provider": self.provider,
+            "topic": self.topic,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
         return {k: v for k, v in out.items() if v}
 
 
@@ -92,16 +96,25 @@ class SearchService:
         lease, path = gen.lease_current(self.root)
         try:
             manifest = gen.read_manifest(path)
-            view = _View(path, stamp, manifest, KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open(),
-                         VectorIndex.load(path / gen.VECTORS_FILE), ArticleStore(path / gen.STORE_FILE, readonly=True), lease)
+            view = _View(
+                path,
+                stamp,
+                manifest,
+                KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open(),
+                VectorIndex.load(path / gen.VECTORS_FILE),
+                ArticleStore(path / gen.STORE_FILE, readonly=True),
+                lease,
+            )
         except BaseException:
             lease.release()
             raise
         counts = {view.keyword.count(), view.vectors.count, manifest.articles}
         if len(counts) != 1:
             view.close()
-            raise gen.IndexCorrupt(f"index in {path} is inconsistent (article counts {sorted(counts)}) - rebuild it "
-                                   "with `search-cli index --rebuild`")
+            raise gen.IndexCorrupt(
+                f"index in {path} is inconsistent (article counts {sorted(counts)}) - rebuild it "
+                "with `search-cli index --rebuild`"
+            )
         return view
 
     @contextmanager
@@ -148,8 +161,9 @@ class SearchService:
                 from search.embedding import load_embedder
 
                 s = self.settings
-                self._embedder = load_embedder(s.query_embedder, s.model_path or None, s.model_cache or None,
-                                               threads=s.threads)
+                self._embedder = load_embedder(
+                    s.query_embedder, s.model_path or None, s.model_cache or None, threads=s.threads
+                )
             return self._embedder
 
     def embed_query(self, text: str, view: _View) -> np.ndarray:
@@ -159,8 +173,10 @@ class SearchService:
         embedder = self.embedder
         m = view.manifest
         if (embedder.model_name, embedder.dim) != (m.model_name, m.dim):
-            raise ConfigError(f"the index was built with {m.model_name} ({m.dim} dims) but queries use "
-                              f"{embedder.model_name} ({embedder.dim}) - rebuild with `search-cli index --rebuild`")
+            raise ConfigError(
+                f"the index was built with {m.model_name} ({m.dim} dims) but queries use "
+                f"{embedder.model_name} ({embedder.dim}) - rebuild with `search-cli index --rebuild`"
+            )
         vec = embedder.embed([text])[0]
         self._query_vectors[text] = vec
         if len(self._query_vectors) > 512:
@@ -168,16 +184,28 @@ class SearchService:
         return vec
 
     # -- search ------------------------------------------------------------------------------
-    def search(self, query: str, mode: str = "hybrid", limit: int = 10, offset: int = 0,
-               provider: str | None = None, topic: str | None = None,
-               since: str | datetime | None = None, until: str | datetime | None = None,
-               sort: str = "relevance") -> Results:
+    def search(
+        self,
+        query: str,
+        mode: str = "hybrid",
+        limit: int = 10,
+        offset: int = 0,
+        provider: str | None = None,
+        topic: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        sort: str = "relevance",
+    ) -> Results:
         started = time.perf_counter()
         query = _check_query(query)
         mode, sort = _check_choice("mode", mode, MODES), _check_choice("sort", sort, SORTS)
         limit, offset = _check_limit(limit), _check_offset(offset)
-        filters = Filters(_check_filter(provider, "provider"), _check_filter(topic, "topic"),
-                          parse_date(since, "since"), parse_date(until, "until", end=True))
+        filters = Filters(
+            _check_filter(provider, "provider"),
+            _check_filter(topic, "topic"),
+            parse_date(since, "since"),
+            parse_date(until, "until", end=True),
+        )
         if filters.since and filters.until and filters.since > filters.until:
             raise InvalidQuery("since is after until")
         depth = max(self.settings.min_candidates, self.settings.candidates * (offset + limit))
@@ -190,8 +218,18 @@ class SearchService:
             articles = view.store.get_many([d for d, _ in fused[offset : offset + limit]])
         hits = _hits(fused[offset : offset + limit], articles, kw, sem, offset)
         took = (time.perf_counter() - started) * 1000
-        return Results(query, mode, tuple(hits), total if mode == "keyword" else len(fused), limit, offset, took,
-                       facets, filters.to_dict(), sort)
+        return Results(
+            query,
+            mode,
+            tuple(hits),
+            total if mode == "keyword" else len(fused),
+            limit,
+            offset,
+            took,
+            facets,
+            filters.to_dict(),
+            sort,
+        )
 
     def _retrieve(self, view: _View, query: str, mode: str, depth: int, filters: Filters):
         kw: list[tuple[str, float]] = []
@@ -241,7 +279,9 @@ class SearchService:
             fused, kw, sem = self._more_like(view, article.text, vec, limit, exclude={article.id}, title=article.title)
             articles = view.store.get_many([d for d, _ in fused])
         hits = _hits(_distinct(fused, articles, article.text)[:limit], articles, kw, sem, 0)
-        return Results(article.title, "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000)
+        return Results(
+            article.title, "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000
+        )
 
     def related_text(self, text: str, limit: int = 10) -> Results:
         started = time.perf_counter()
@@ -302,8 +342,16 @@ class SearchService:
             m = view.manifest
             size = sum(p.stat().st_size for p in view.path.rglob("*") if p.is_file())
             out["vector_index"] = view.vectors.kind
-        out.update(generation=view.path.name, index_dir=str(self.root), model=m.model_name, model_id=m.model_id,
-                   dim=m.dim, built_at=m.built_at, format_version=m.format_version, bytes_on_disk=size)
+        out.update(
+            generation=view.path.name,
+            index_dir=str(self.root),
+            model=m.model_name,
+            model_id=m.model_id,
+            dim=m.dim,
+            built_at=m.built_at,
+            format_version=m.format_version,
+            bytes_on_disk=size,
+        )
         return out
 
 
@@ -317,7 +365,7 @@ def parse_date(value: str | datetime | None, name: str, end: bool = False) -> da
     if isinstance(value, str) and _DATE_ONLY.match(value.strip()) and end:
         day = parse_datetime(value.strip())
         if day is not None:
-            return datetime.combine(day.date(), dtime.max, tzinfo=timezone.utc)
+            return datetime.combine(day.date(), dtime.max, tzinfo=UTC)
     parsed = parse_datetime(value.strip() if isinstance(value, str) else value)
     if parsed is None:
         raise InvalidQuery(f"{name}={value!r} is not a date - use YYYY-MM-DD or an ISO 8601 timestamp")
@@ -370,7 +418,9 @@ def _norm_title(title: str) -> str:
     return " ".join(re.findall(r"\w+", title.lower()))
 
 
-def _distinct(fused: list[tuple[str, float]], articles: dict[str, Article], anchor_text: str) -> list[tuple[str, float]]:
+def _distinct(
+    fused: list[tuple[str, float]], articles: dict[str, Article], anchor_text: str
+) -> list[tuple[str, float]]:
     """Drop copies of the anchor: the same title and excerpt (case and punctuation ignored)
     under another URL. Versions of a story with another excerpt stay: publishers list them
     as related, and dropping same-title versions cost 0.08 Recall@10 on the news corpus."""

@@ -62,8 +62,9 @@ def test_hash_embedder_is_deterministic_across_processes():
     code = "from search.embedding import HashEmbedder; print(HashEmbedder().embed(['Stocks fell sharply']).tolist())"
     env = dict(os.environ, PYTHONHASHSEED="123")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    np.testing.assert_array_equal(np.array(json.loads(out.stdout), dtype=np.float32),
-                                  HashEmbedder().embed(["Stocks fell sharply"]))
+    np.testing.assert_array_equal(
+        np.array(json.loads(out.stdout), dtype=np.float32), HashEmbedder().embed(["Stocks fell sharply"])
+    )
 
 
 def test_hash_embedder_empty_inputs():
@@ -197,9 +198,11 @@ def _tiny_model(path: Path) -> None:
 
     weight = numpy_helper.from_array(np.arange(1024, dtype=np.float32).reshape(4, 256), "w")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "tiny",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])], [weight],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+        [weight],
     )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 

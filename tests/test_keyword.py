@@ -8,8 +8,15 @@ from search.indexer import Indexer
 from search.keyword import KeywordIndex
 
 QUERIES = [
-    "export controls", "facial recognition ban police", "self-driving car lawsuit", "U.S. covid-19 vaccine",
-    "chip chip shortage", "word^3 export", "the of and", "Zürich café", "robot taxi night rides",
+    "export controls",
+    "facial recognition ban police",
+    "self-driving car lawsuit",
+    "U.S. covid-19 vaccine",
+    "chip chip shortage",
+    "word^3 export",
+    "the of and",
+    "Zürich café",
+    "robot taxi night rides",
 ]
 
 
@@ -58,7 +65,9 @@ def test_syntax_queries_go_to_whoosh(both, text):
 def test_updates_keep_at_most_two_segments(tmp_path, article_dir, embedder):
     settings = fake_settings(tmp_path / "ix")
     for n in range(6):
-        (article_dir / f"new-{n}.md").write_text(f'---\ntitle: "Zorbulate update {n}"\nwebUrl: "https://x.org/{n}"\n---\n')
+        (article_dir / f"new-{n}.md").write_text(
+            f'---\ntitle: "Zorbulate update {n}"\nwebUrl: "https://x.org/{n}"\n---\n'
+        )
         Indexer(settings, embedder).index([article_dir])
         path = gen.require_current(settings.index_path)
         keyword = KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open()

@@ -144,7 +144,7 @@ def test_related_drops_copies_of_the_story(tmp_path, embedder):
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    story = "---\ntitle: \"{title}\"\nexcerpt: \"Councils vote on facial recognition rules.\"\nwebUrl: \"{url}\"\n---\n"
+    story = '---\ntitle: "{title}"\nexcerpt: "Councils vote on facial recognition rules."\nwebUrl: "{url}"\n---\n'
     (docs / "a.md").write_text(story.format(title="Ban on facial recognition advances", url="https://a.org/1"))
     (docs / "b.md").write_text(story.format(title="Ban on Facial Recognition Advances!", url="https://b.org/2"))
     (docs / "c.md").write_text(story.format(title="City weighs facial recognition limits", url="https://c.org/3"))
