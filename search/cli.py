@@ -229,7 +229,10 @@ def stats(index_dir, config_file, as_json):
 @click.option("--wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer.")
 @_fail_cleanly
 def delete(ids, index_dir, config_file, wait):
-    """Remove articles by id."""
+    """Remove articles by id.
+
+    An article comes back if its source file changes and is indexed again, or on --rebuild.
+    """
     from search.indexer import Indexer
     from search.urls import is_valid_id
 
