@@ -49,8 +49,8 @@ class Context:
         return {**os.environ, **self.env}
 
 
-def machine_info() -> dict:
-    """CPU, cores, RAM, Python and the versions of the packages on the query and index paths."""
+def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict:
+    """CPU, cores, RAM, Python and the versions of ``packages`` (default: the query and index paths)."""
     cpu = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -58,7 +58,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     versions = {}
-    for pkg in PACKAGES:
+    for pkg in packages:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

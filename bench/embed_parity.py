@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import machine_info  # noqa: E402
 from search import embedding, onnx_export  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "eval" / "dbpedia"
@@ -49,25 +48,6 @@ def load_texts(n_docs: int) -> tuple[list[str], list[str]]:
     with open(DATA / "queries.jsonl", encoding="utf-8") as fh:
         queries = [json.loads(line)["text"] for line in fh if line.strip()]
     return docs, queries
-
-
-def machine_info() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
-        "loadavg_at_start": os.getloadavg(),
-    }
 
 
 def _busy_jiffies() -> int:
@@ -331,7 +311,7 @@ def main() -> None:
     docs, queries = load_texts(args.docs)
     model_path = embedding.default_model_path()
     result = {
-        "machine": machine_info(),
+        "machine": machine_info(PACKAGES),
         "docs": len(docs),
         "queries": len(queries),
         "text": "title. text (whitespace collapsed)",

@@ -7,6 +7,7 @@ The new generation is built beside the live one and swapped in atomically.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 import time
@@ -392,8 +393,6 @@ def _count(path: Path) -> int:
 
 
 def _digest(data: bytes) -> str:
-    import hashlib
-
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 

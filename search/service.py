@@ -82,6 +82,7 @@ class SearchService:
         self._view: _View | None = None
         self._swap_lock = threading.Lock()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- generations -------------------------------------------------------------------------
     def _stamp(self) -> tuple:
@@ -167,7 +168,8 @@ class SearchService:
             return self._embedder
 
     def embed_query(self, text: str, view: _View) -> np.ndarray:
-        cached = self._query_vectors.get(text)
+        with self._cache_lock:
+            cached = self._query_vectors.get(text)
         if cached is not None:
             return cached
         embedder = self.embedder
@@ -178,9 +180,10 @@ class SearchService:
                 f"{embedder.model_name} ({embedder.dim}) - rebuild with `search-cli index --rebuild`"
             )
         vec = embedder.embed([text])[0]
-        self._query_vectors[text] = vec
-        if len(self._query_vectors) > 512:
-            self._query_vectors.popitem(last=False)
+        with self._cache_lock:  # server threads share it
+            self._query_vectors[text] = vec
+            if len(self._query_vectors) > 512:
+                self._query_vectors.popitem(last=False)
         return vec
 
     # -- search ------------------------------------------------------------------------------
@@ -276,7 +279,7 @@ class SearchService:
         with self._acquire() as view:
             article = self._get(view, article_id)
             vec = view.vectors.vector(article.id)
-            fused, kw, sem = self._more_like(view, article.text, vec, limit, exclude={article.id}, title=article.title)
+            fused, kw, sem = self._more_like(view, article.text, vec, limit, exclude={article.id})
             articles = view.store.get_many([d for d, _ in fused])
         hits = _hits(_distinct(fused, articles, article.text)[:limit], articles, kw, sem, 0)
         return Results(
@@ -288,12 +291,12 @@ class SearchService:
         text, limit = _check_query(text, "text"), _check_limit(limit)
         with self._acquire() as view:
             vec = self.embed_query(text, view)
-            fused, kw, sem = self._more_like(view, text, vec, limit, exclude=set(), title="")
+            fused, kw, sem = self._more_like(view, text, vec, limit, exclude=set())
             articles = view.store.get_many([d for d, _ in fused])
         hits = _hits(_distinct(fused, articles, "")[:limit], articles, kw, sem, 0)
         return Results(text[:200], "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000)
 
-    def _more_like(self, view: _View, text: str, vec: np.ndarray | None, limit: int, exclude: set[str], title: str):
+    def _more_like(self, view: _View, text: str, vec: np.ndarray | None, limit: int, exclude: set[str]):
         """Key terms and vector of ``text`` blended with related_alpha, then decayed by the distance in time to
         the anchor (the one excluded article, if any). The callers then drop copies (see ``_distinct``)."""
         s = self.settings
@@ -414,7 +417,7 @@ def _check_offset(offset: int) -> int:
     return offset
 
 
-def _norm_title(title: str) -> str:
+def _normalised(title: str) -> str:
     return " ".join(re.findall(r"\w+", title.lower()))
 
 
@@ -424,8 +427,8 @@ def _distinct(
     """Drop copies of the anchor: the same title and excerpt (case and punctuation ignored)
     under another URL. Versions of a story with another excerpt stay: publishers list them
     as related, and dropping same-title versions cost 0.08 Recall@10 on the news corpus."""
-    same = _norm_title(anchor_text) if anchor_text else None
-    return [(d, s) for d, s in fused if d in articles and _norm_title(articles[d].text) != same]
+    same = _normalised(anchor_text) if anchor_text else None
+    return [(d, s) for d, s in fused if d in articles and _normalised(articles[d].text) != same]
 
 
 def _hits(page, articles, kw, sem, offset: int) -> list[Hit]:
