@@ -57,15 +57,18 @@ def instrument(watch: Stopwatch, service, view) -> Callable[[], None]:
     points = [
         (service, "embed_query", "embed: cache + checks", False),
         (service.embedder, "embed", "embed: ONNX model", False),
-        (view.keyword, "parse", "whoosh: parse query", False),
-        (view.keyword, "search", "whoosh: search", False),
-        (view.keyword, "score_ids", "whoosh: score_ids (fusion)", True),
+        (view, "terms", "keyword: analyse words", False),
+        (view, "restrict", "keyword: constraints and filters", False),
+        (view, "keyword_match", "keyword: match set (score matrix)", False),
+        (view, "keyword_top", "keyword: top candidates (score matrix)", False),
+        (view, "keyword_scores", "keyword: scores of the match set", False),
+        (view.keyword, "phrase_docnums", "whoosh: phrases", False),
         (view.vectors, "search", "faiss: search", False),
-        (view.vectors, "vectors", "faiss: reconstruct (fusion)", False),
+        (view.vectors, "within", "faiss: range search", False),
+        (view.vectors, "vectors_of", "faiss: reconstruct (fusion)", False),
+        (view.columns, "facets", "columns: facets", False),
         (view.store, "get_many", "store: get_many", False),
-        (view.store, "facets", "store: facets", False),
-        (view.store, "filter_ids", "store: filter_ids", False),
-        (service, "_fuse", "fusion: python", False),
+        (service, "_rank", "fusion: numpy", False),
     ]
     done = []
     for obj, name, label, absorb in points:

@@ -15,14 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
-FILES = ("indptr.npy", "rows.npy", "values.npy", "terms.json", "ids.json")
+FILES = ("indptr.npy", "rows.npy", "values.npy", "docnums.npy", "terms.json", "ids.json")
+Weighted = Sequence[tuple[str, float]]  # (matrix key, weight)
 
 
 class ScoreMatrix:
     """Columns are (field, term) keys; rows are documents, in ``ids`` order."""
 
-    def __init__(self, ids: list[str], terms: dict[str, int], indptr: np.ndarray, rows: np.ndarray, values: np.ndarray):
+    def __init__(
+        self,
+        ids: list[str],
+        terms: dict[str, int],
+        indptr: np.ndarray,
+        rows: np.ndarray,
+        values: np.ndarray,
+        docnums: np.ndarray,
+    ):
         self.ids = ids
+        self.docnums = docnums  # the keyword index's document number of each row, ascending
         self.terms = terms
         self.indptr = indptr
         self.rows = rows
@@ -34,8 +44,10 @@ class ScoreMatrix:
         return f"{field}\x1f{term}"
 
     @classmethod
-    def build(cls, ids: list[str], columns: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> ScoreMatrix:
-        """From (key, row indices, values) per column."""
+    def build(
+        cls, ids: list[str], columns: Iterable[tuple[str, np.ndarray, np.ndarray]], docnums: Sequence[int]
+    ) -> ScoreMatrix:
+        """From (key, row indices, values) per column; ``docnums`` maps rows to keyword-index documents."""
         terms: dict[str, int] = {}
         indptr = [0]
         rows: list[np.ndarray] = []
@@ -46,7 +58,14 @@ class ScoreMatrix:
             values.append(np.asarray(col_values, dtype=np.float32))
             indptr.append(indptr[-1] + len(col_rows))
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
-        return cls(ids, terms, np.asarray(indptr, dtype=np.int64), cat(rows, np.int32), cat(values, np.float32))
+        return cls(
+            ids,
+            terms,
+            np.asarray(indptr, dtype=np.int64),
+            cat(rows, np.int32),
+            cat(values, np.float32),
+            np.asarray(docnums, dtype=np.int64),
+        )
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -54,6 +73,7 @@ class ScoreMatrix:
         np.save(directory / "indptr.npy", self.indptr)
         np.save(directory / "rows.npy", self.rows)
         np.save(directory / "values.npy", self.values)
+        np.save(directory / "docnums.npy", self.docnums)
         (directory / "terms.json").write_text(json.dumps(self.terms, ensure_ascii=False), encoding="utf-8")
         (directory / "ids.json").write_text(json.dumps(self.ids), encoding="ascii")
 
@@ -65,7 +85,7 @@ class ScoreMatrix:
         load = lambda name: np.load(directory / name, mmap_mode="r")  # noqa: E731
         terms = json.loads((directory / "terms.json").read_text(encoding="utf-8"))
         ids = json.loads((directory / "ids.json").read_text(encoding="ascii"))
-        return cls(ids, terms, load("indptr.npy"), load("rows.npy"), load("values.npy"))
+        return cls(ids, terms, load("indptr.npy"), load("rows.npy"), load("values.npy"), load("docnums.npy"))
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -77,33 +97,36 @@ class ScoreMatrix:
             self._row_of = {i: n for n, i in enumerate(self.ids)}
         return self._row_of.get(article_id)
 
-    def scores(self, weighted_keys: Sequence[tuple[str, float]]) -> np.ndarray:
+    def has(self, key: str) -> bool:
+        return key in self.terms
+
+    def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and BM25F contributions of one (field, term) column (empty if the term is unknown)."""
+        col = self.terms.get(key)
+        if col is None:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+        start, stop = int(self.indptr[col]), int(self.indptr[col + 1])
+        return self.rows[start:stop], self.values[start:stop]
+
+    def scores(self, weighted_keys: Weighted) -> np.ndarray:
         """Dense score vector: the sum of each key's column times its weight."""
         out = np.zeros(self.size, dtype=np.float32)
         for key, weight in weighted_keys:
-            col = self.terms.get(key)
-            if col is None:
-                continue
-            start, stop = int(self.indptr[col]), int(self.indptr[col + 1])
-            out[self.rows[start:stop]] += np.float32(weight) * self.values[start:stop]
+            rows, values = self.column(key)
+            out[rows] += np.float32(weight) * values
         return out
 
-    def top(
-        self, scores: np.ndarray, limit: int, allowed: np.ndarray | None = None
-    ) -> tuple[list[tuple[str, float]], int]:
-        """The best ``limit`` (id, score) pairs with a positive score, and how many there are."""
-        if allowed is not None:
-            scores = np.where(allowed, scores, 0.0)
-        matching = np.flatnonzero(scores > 0)
-        total = len(matching)
-        if total > limit:
-            part = np.argpartition(-scores[matching], limit - 1)[:limit]
-            matching = matching[part]
-        order = matching[np.lexsort((matching, -scores[matching]))]
-        return [(self.ids[r], float(scores[r])) for r in order], total
+    def presence(self, keys: Iterable[str]) -> np.ndarray:
+        """Rows holding any of ``keys``."""
+        out = np.zeros(self.size, dtype=bool)
+        for key in keys:
+            out[self.column(key)[0]] = True
+        return out
 
-    def mask(self, ids: Iterable[str]) -> np.ndarray:
-        allowed = np.zeros(self.size, dtype=bool)
-        rows = [r for r in (self.row_of(i) for i in ids) if r is not None]
-        allowed[rows] = True
-        return allowed
+    def rows_of_docnums(self, docnums: np.ndarray) -> np.ndarray:
+        """Rows of the given keyword-index document numbers (unknown ones dropped)."""
+        docnums = np.asarray(docnums, dtype=np.int64)
+        if self.size == 0 or len(docnums) == 0:
+            return np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.docnums, docnums), self.size - 1)
+        return at[self.docnums[at] == docnums]

@@ -156,8 +156,16 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, index_
     if as_json:
         _print_json(results.to_dict())
         return
+    for wrong, right in results.corrections.items():
+        click.echo(f"Including results for {right!r} (you typed {wrong!r}).")
+    if not results.total:
+        click.echo(f"No results for {text!r}.")
+        if results.suggestion:
+            click.echo(f"Did you mean: {results.suggestion}")
+        return
     shown = f"{results.offset + 1}-{results.offset + len(results.hits)} of " if results.hits else ""
-    click.echo(f"{shown}{results.total} results ({results.mode}, {results.took_ms:.0f} ms)")
+    more = "+" if results.total_relation == "gte" else ""
+    click.echo(f"{shown}{results.total}{more} results ({results.mode}, {results.took_ms:.0f} ms)")
     _print_hits(results.hits)
 
 
@@ -288,24 +296,39 @@ def settings(config_file, markdown):
 @click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)
 @click.option("--fusion", type=click.Choice(["convex", "rrf"]), default=None, help="Override the fusion setting.")
 @click.option("--alpha", type=float, default=None, help="Override the semantic weight of convex fusion.")
+@click.option(
+    "--corpus",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Index these article files instead of corpus.jsonl (judged _ids are their URLs). Repeatable.",
+)
+@click.option(
+    "--typos",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON Lines of misspelled queries (_id, text); default: eval/typos/<collection>.jsonl if present.",
+)
 @click.option("--keep-index", default=None, help="Build the evaluation index here and keep it (default: a temp dir).")
 @config_option
 @json_option
 @_fail_cleanly
-def eval_command(directory, mode, fusion, alpha, keep_index, config_file, as_json):
+def eval_command(directory, mode, fusion, alpha, corpus, typos, keep_index, config_file, as_json):
     """Measure ranking quality on DIRECTORY.
 
-    A BEIR collection (corpus.jsonl, queries.jsonl, qrels/test.tsv) gives nDCG@10, Recall@100
-    and MRR@10 per mode over its judged queries. A folder of news articles gives Recall@10 and
-    MRR@10 of "more like this" against the related items their publishers listed.
+    A BEIR collection (corpus.jsonl, queries.jsonl, qrels/test.tsv) gives, per mode and over its
+    judged queries: nDCG@10, Recall@100, MRR@10, precision@10 sorted by relevance and newest
+    first, the mean total, whether totals hold across pages, nDCG@10 of misspelled queries and
+    the results of nonsense queries. A folder of news articles gives Recall@10 and MRR@10 of
+    "more like this" against the related items their publishers listed.
     """
     from pathlib import Path
 
-    from search.evaluation import format_report, run_beir, run_related
+    from search.evaluation import default_typos, format_report, run_beir, run_related
 
     settings = _settings(config_file, fusion=fusion, alpha=alpha)
     if (Path(directory) / "corpus.jsonl").is_file():
-        result = run_beir(directory, settings, mode, index_dir=keep_index)
+        typos = typos or default_typos(directory)
+        result = run_beir(directory, settings, mode, index_dir=keep_index, corpus=corpus, typos=typos)
     else:
         result = run_related(directory, settings, index_dir=keep_index)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))

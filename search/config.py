@@ -30,8 +30,15 @@ SETTINGS: dict[str, str] = {
     "title_boost": "Weight of the title field relative to the excerpt in keyword search.",
     "feedback_docs": "Hybrid: how many top semantic hits move the query vector (Rocchio feedback); 0 = off.",
     "feedback_weight": "Rocchio weight of the feedback documents' mean vector (the query vector has weight 1).",
+    "match_all_upto": "A query of up to this many words matches articles holding all of them (or close in meaning).",
+    "match_fraction": "Longer queries match articles holding this share of their words (rounded up).",
+    "semantic_floor": "Matching by meaning needs an article this similar (cosine) to the query; so does each match.",
+    "semantic_relative": "...and each match this share of the best similarity to the feedback-moved query (0 = off).",
     "related_alpha": "Weight of the semantic side in more-like-this (the keyword side is stronger there).",
-    "related_halflife": "More like this: a candidate's score halves per this many days away from the article; 0 = off.",
+    "related_halflife": "More like this: the time-dependent part of a score halves per this many days; 0 = no decay.",
+    "related_decay_floor": "More like this: the share of a score that no time distance takes away.",
+    "related_floor": "More like this: cosine similarity to the article from which an item is related by meaning.",
+    "related_keyword_floor": "...or its key-term score as a share of the best one; items below both are not shown.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
 }
@@ -52,8 +59,15 @@ class Settings:
     title_boost: float = 2.0
     feedback_docs: int = 5
     feedback_weight: float = 0.75
+    match_all_upto: int = 2
+    match_fraction: float = 0.6
+    semantic_floor: float = 0.40
+    semantic_relative: float = 0.7
     related_alpha: float = 0.3
-    related_halflife: float = 4.0
+    related_halflife: float = 2.0
+    related_decay_floor: float = 0.25
+    related_floor: float = 0.4
+    related_keyword_floor: float = 0.1
     threads: int = 1
     approximate_above: int = 200_000
 
@@ -82,10 +96,13 @@ def _coerce(name: str, value: object) -> object:
 def _validated(s: Settings) -> Settings:
     if s.fusion not in FUSIONS:
         raise ConfigError(f"fusion={s.fusion!r}: use one of {', '.join(FUSIONS)}")
-    for name in ("alpha", "related_alpha"):
+    for name in ("alpha", "related_alpha", "match_fraction", "semantic_relative", "related_decay_floor"):
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between 0 and 1")
-    for name in ("rrf_k", "candidates", "min_candidates", "threads"):
+    for name in ("semantic_floor", "related_floor", "related_keyword_floor"):
+        if not -1.0 <= getattr(s, name) <= 1.0:
+            raise ConfigError(f"{name}={getattr(s, name)}: must be between -1 and 1")
+    for name in ("rrf_k", "candidates", "min_candidates", "threads", "match_all_upto"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
     for name in ("feedback_docs", "feedback_weight", "related_halflife"):

@@ -29,6 +29,7 @@ from search.service import MAX_QUERY_CHARS, SearchService
 from search.urls import article_id, canonical_url
 
 BEIR_METRICS = ("ndcg@10", "recall@100", "mrr@10")
+SET_METRICS = ("p@10", "p@10_newest", "total", "total_stable")
 RELATED_METRICS = ("recall@10", "mrr@10")
 # related() three ways: the configured blend, and each side alone (convex with all weight on it; the
 # related_halflife time decay applies to all three)
@@ -38,8 +39,9 @@ RELATED_CONFIGS = {
     "fused": {},
 }
 _REPORTED_SETTINGS = tuple(
-    "fusion alpha rrf_k candidates min_candidates title_boost feedback_docs feedback_weight related_alpha "
-    "related_halflife index_embedder query_embedder".split()
+    "fusion alpha rrf_k candidates min_candidates title_boost feedback_docs feedback_weight match_all_upto "
+    "match_fraction semantic_floor semantic_relative related_alpha related_halflife related_decay_floor "
+    "related_floor related_keyword_floor index_embedder query_embedder".split()
 )
 
 
@@ -134,34 +136,85 @@ def _index_dir(settings: Settings, index_dir: str | Path | None) -> Iterator[Set
         yield settings.with_overrides(index_dir=tmp)
 
 
+# Queries that mean nothing in any language the model knows: every mode must find nothing.
+NONSENSE = (
+    "xqzv",
+    "qwrtzpl mnbvc",
+    "zzkqj",
+    "fjdksla",
+    "vbnmxc wqpz",
+    "blorft snazzle",
+    "kxjh pqwo zzt",
+    "ptkwq dflgh",
+)
+
+
 def run_beir(
     collection_dir: str | Path,
     settings: Settings,
     modes: Sequence[str] | str = MODES,
     embedder=None,
     index_dir: str | Path | None = None,
+    corpus: Sequence[str | Path] = (),
+    typos: str | Path | None = None,
+    nonsense: Sequence[str] = NONSENSE,
 ) -> dict:
     """Index a BEIR collection and score its judged queries in each of ``modes``.
 
-    ``embedder`` (if given) embeds both documents and queries; otherwise the settings'
-    index_embedder and query_embedder do. ``index_dir`` keeps the index (and its embedding
-    cache) for later runs instead of a temporary one.
+    ``corpus`` (article files) replaces the collection's corpus.jsonl: the judged ``_id``s are
+    then the articles' URLs, and the articles keep their dates, so newest-first precision means
+    something. ``typos`` is a JSON Lines file of misspelled queries (``_id``, ``text``) scored
+    against the clean ones; ``nonsense`` queries should find nothing. ``embedder`` (if given)
+    embeds both documents and queries; ``index_dir`` keeps the index for later runs.
     """
     modes = _modes(modes)
     collection = load_beir(collection_dir)
+    misspelled = _typo_queries(typos, collection) if typos else {}
     with _index_dir(settings, index_dir) as local:
         started = time.perf_counter()
-        records, ids = beir_records(collection)
         indexer = Indexer(local, embedder)
-        report = indexer.index_records(records, f"beir:{collection.name}", rebuild=True)
+        if corpus:
+            report = indexer.index(list(corpus), rebuild=True)
+            ids = url_ids(collection)
+        else:
+            records, ids = beir_records(collection)
+            report = indexer.index_records(records, f"beir:{collection.name}", rebuild=True)
         out = _beir_header(collection, local, report.to_dict(), indexer.embedder.model_id)
+        out["corpus"] = [str(p) for p in corpus] or "corpus.jsonl"
+        out["typos"] = str(typos) if typos else None
         out["index_seconds"] = round(time.perf_counter() - started, 2)
         service = SearchService(local, embedder)
         try:
-            out["modes"] = {mode: evaluate_mode(service, collection, ids, mode) for mode in modes}
+            out["modes"] = {mode: evaluate_mode(service, collection, ids, mode, misspelled, nonsense) for mode in modes}
         finally:
             service.close()
     return out
+
+
+TYPOS_DIR = Path(__file__).resolve().parent.parent / "eval" / "typos"
+
+
+def default_typos(collection_dir: str | Path) -> Path | None:
+    """The project's misspelled variants of a dev collection's queries, if it has them."""
+    path = TYPOS_DIR / f"{Path(collection_dir).resolve().name}.jsonl"
+    return path if path.is_file() else None
+
+
+def url_ids(collection: BeirCollection) -> dict[str, str]:
+    """Article id -> judged ``_id`` for collections whose ``_id``s are article URLs."""
+    out: dict[str, str] = {}
+    judged = {doc for q in collection.qrels.values() for doc in q} | {d["_id"] for d in collection.corpus}
+    for doc in judged:
+        try:
+            out[article_id(canonical_url(doc))] = doc
+        except ValueError:
+            continue
+    return out
+
+
+def _typo_queries(path: str | Path, collection: BeirCollection) -> dict[str, str]:
+    found = {str(q["_id"]): str(q.get("text") or "") for q in _jsonl(Path(path))}
+    return {qid: text for qid, text in found.items() if qid in collection.queries}
 
 
 def _modes(modes: Sequence[str] | str) -> list[str]:
@@ -182,34 +235,70 @@ def _beir_header(collection: BeirCollection, settings: Settings, report: dict, m
         "skipped_queries": collection.skipped,
         "settings": {name: getattr(settings, name) for name in _REPORTED_SETTINGS},
         "index_model": model_id,
+        "indexed": report["articles"],
         "embedded": report["embedded"],
         "cache_hits": report["cache_hits"],
     }
 
 
-def evaluate_mode(service: SearchService, collection: BeirCollection, ids: dict[str, str], mode: str) -> dict:
-    """Per-query and mean metrics of one mode over the collection's judged queries."""
+def evaluate_mode(
+    service: SearchService,
+    collection: BeirCollection,
+    ids: dict[str, str],
+    mode: str,
+    typos: dict[str, str] | None = None,
+    nonsense: Sequence[str] = (),
+) -> dict:
+    """Per-query and mean metrics of one mode over the collection's judged queries.
+
+    Beside the ranking metrics: precision@10 by relevance and newest first, the match set's
+    size (``total``) and whether page 3 reports the same total as page 1; nDCG@10 of the
+    misspelled queries; and how many results the nonsense queries get.
+    """
     started = time.perf_counter()
     per_query: dict[str, dict[str, float]] = {}
     for qid, text in collection.queries.items():
         qrels = collection.qrels[qid]
-        page = _ranking(service, text, mode, 10, ids)
-        deep = _ranking(service, text, mode, 100, ids)
+        page, total = _ranking(service, text, mode, 10, ids)
+        deep, _ = _ranking(service, text, mode, 100, ids)
+        newest, _ = _ranking(service, text, mode, 10, ids, sort="newest")
+        _, total_page3 = _ranking(service, text, mode, 10, ids, offset=20)
         per_query[qid] = {
             "ndcg@10": metrics.ndcg(page, qrels, 10),
             "recall@100": metrics.recall(deep, qrels, 100),
             "mrr@10": metrics.reciprocal_rank(page, qrels, 10),
+            "p@10": metrics.precision(page, qrels, 10),
+            "p@10_newest": metrics.precision(newest, qrels, 10),
+            "total": total,
+            "total_stable": float(total == total_page3),
         }
-    means = {name: metrics.mean(q[name] for q in per_query.values()) for name in BEIR_METRICS}
+        if typos and qid in typos:
+            per_query[qid]["typo_ndcg@10"] = metrics.ndcg(_ranking(service, typos[qid], mode, 10, ids)[0], qrels, 10)
+    means = {name: metrics.mean(q[name] for q in per_query.values()) for name in (*BEIR_METRICS, *SET_METRICS)}
+    if typos:
+        typo = [q for q in per_query.values() if "typo_ndcg@10" in q]
+        means["typo_ndcg@10"] = metrics.mean(q["typo_ndcg@10"] for q in typo)
+        clean = metrics.mean(q["ndcg@10"] for q in typo)
+        means["typo_retained"] = means["typo_ndcg@10"] / clean if clean else 0.0
+    if nonsense:
+        means["nonsense_results"] = sum(_ranking(service, text, mode, 10, ids)[1] for text in nonsense)
     return {"mean": means, "seconds": round(time.perf_counter() - started, 2), "per_query": per_query}
 
 
-def _ranking(service: SearchService, text: str, mode: str, limit: int, ids: dict[str, str]) -> list[str]:
+def _ranking(
+    service: SearchService,
+    text: str,
+    mode: str,
+    limit: int,
+    ids: dict[str, str],
+    sort: str = "relevance",
+    offset: int = 0,
+) -> tuple[list[str], int]:
     text = text.strip()[:MAX_QUERY_CHARS]
     if not text:
-        return []
-    hits = service.search(text, mode=mode, limit=limit).hits
-    return [ids.get(hit.article.id, hit.article.id) for hit in hits]
+        return [], 0
+    results = service.search(text, mode=mode, limit=limit, offset=offset, sort=sort)
+    return [ids.get(hit.article.id, hit.article.id) for hit in results.hits], results.total
 
 
 # -- more like this ---------------------------------------------------------------------------
@@ -239,6 +328,21 @@ def related_truth(articles: dict[str, Article]) -> dict[str, dict[str, list[str]
     return truth
 
 
+def judged_related_truth(collection: BeirCollection, ids: dict[str, str]) -> dict[str, list[str]]:
+    """ "More like this" expectations from a judged news collection: for each article judged
+    fully relevant (grade 2) to a query, the other articles judged relevant to it (grade 1+).
+    They are the same subject, often months apart: what a reader who liked the anchor wants next."""
+    article_of = {doc: key for key, doc in ids.items()}
+    truth: dict[str, set[str]] = {}
+    for qrels in collection.qrels.values():
+        relevant = [article_of[d] for d, g in qrels.items() if g > 0 and d in article_of]
+        for doc, grade in qrels.items():
+            if grade >= 2 and doc in article_of:
+                anchor = article_of[doc]
+                truth.setdefault(anchor, set()).update(r for r in relevant if r != anchor)
+    return {anchor: sorted(expected) for anchor, expected in truth.items() if expected}
+
+
 def run_related(corpus_dir: str | Path, settings: Settings, embedder=None, index_dir: str | Path | None = None) -> dict:
     """Index a news corpus and score ``related()`` against its publisher links (see related_truth).
 
@@ -263,7 +367,8 @@ def run_related(corpus_dir: str | Path, settings: Settings, embedder=None, index
 
 
 def evaluate_related(settings: Settings, truth: dict[str, dict[str, list[str]]], embedder=None) -> dict:
-    """Recall@10 and MRR@10 of ``related(id, limit=10)`` for each ground-truth variant."""
+    """Recall@10 and MRR@10 of ``related(id, limit=10)`` for each ground-truth variant, and how
+    many items a "more like this" list shows on average (the floors may make it shorter than 10)."""
     started = time.perf_counter()
     service = SearchService(settings, embedder)
     try:
@@ -272,6 +377,7 @@ def evaluate_related(settings: Settings, truth: dict[str, dict[str, list[str]]],
     finally:
         service.close()
     out: dict = {"seconds": round(time.perf_counter() - started, 2)}
+    out["shown"] = metrics.mean(len(r) for r in rankings.values())
     for variant, expected in truth.items():
         per = {
             i: {
@@ -299,14 +405,38 @@ def format_report(result: dict) -> str:
         f"({result['skipped_queries']} without judgements skipped), indexed in {result['index_seconds']} s",
         setting_line,
         "",
-        f"{'mode':<10}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}{'seconds':>10}",
+        "  ".join(f"{label:>{width}}" for label, _, width in _COLUMNS),
     ]
     for mode, figures in result["modes"].items():
-        m = figures["mean"]
-        lines.append(
-            f"{mode:<10}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}{figures['seconds']:>10.1f}"
-        )
+        m = dict(figures["mean"], mode=mode, seconds=figures["seconds"])
+        lines.append("  ".join(_cell(m.get(key), width) for _, key, width in _COLUMNS))
     return "\n".join(lines)
+
+
+_COLUMNS = (  # label, key in the mean figures, width
+    ("mode", "mode", 8),
+    ("nDCG@10", "ndcg@10", 7),
+    ("R@100", "recall@100", 6),
+    ("MRR@10", "mrr@10", 6),
+    ("P@10", "p@10", 6),
+    ("P@10 new", "p@10_newest", 8),
+    ("total", "total", 7),
+    ("stable", "total_stable", 6),
+    ("typo nDCG", "typo_ndcg@10", 9),
+    ("kept", "typo_retained", 6),
+    ("nonsense", "nonsense_results", 8),
+    ("seconds", "seconds", 7),
+)
+
+
+def _cell(value: object, width: int) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, str):
+        return f"{value:<{width}}"
+    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 2:
+        return f"{value:>{width}.0f}"
+    return f"{value:>{width}.4f}" if abs(value) < 10 else f"{value:>{width}.1f}"
 
 
 def _related_table(result: dict, setting_line: str) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,18 +19,6 @@ def minmax(ranked: Ranked, lower: float | None = None, upper: float | None = Non
     if hi - lo <= 1e-12:
         return {doc: 1.0 for doc, _ in ranked}
     return {doc: min(1.0, max(0.0, (s - lo) / (hi - lo))) for doc, s in ranked}
-
-
-def zscore(ranked: Ranked) -> dict[str, float]:
-    """Scores as standard deviations from the list's mean."""
-    if not ranked:
-        return {}
-    scores = [s for _, s in ranked]
-    mean = sum(scores) / len(scores)
-    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
-    if std <= 1e-12:
-        return {doc: 0.0 for doc, _ in ranked}
-    return {doc: (s - mean) / std for doc, s in ranked}
 
 
 def convex(
@@ -85,4 +72,36 @@ def ranks(ranked: Ranked) -> dict[str, int]:
     return {doc: rank for rank, (doc, _) in enumerate(ranked, start=1)}
 
 
-NORMALISERS: dict[str, Callable[[Ranked], dict[str, float]]] = {"minmax": minmax, "zscore": zscore}
+# -- the same over numpy arrays (one entry per article of a match set) ---------------------------
+def minmax_array(scores: np.ndarray, lower: float | None = None) -> np.ndarray:
+    """``scores`` scaled to [0, 1]; ``lower`` fixes the bottom of the range (BM25 from 0)."""
+    if len(scores) == 0:
+        return np.zeros(0, dtype=np.float32)
+    lo = float(scores.min()) if lower is None else lower
+    hi = float(scores.max())
+    if hi - lo <= 1e-12:
+        return np.ones(len(scores), dtype=np.float32)
+    return np.clip((scores - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def scale(scores: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``scores`` mapped from [lo, hi] to [0, 1], clipped (every score 1 when the range is empty)."""
+    if hi - lo <= 1e-12:
+        return np.ones(len(scores), dtype=np.float32)
+    return np.clip((scores - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def rank_array(scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """1-based rank of each entry by score (best first, ties by key)."""
+    order = np.lexsort((keys, -scores))
+    out = np.empty(len(scores), dtype=np.int64)
+    out[order] = np.arange(1, len(scores) + 1)
+    return out
+
+
+def rrf_array(ranks: list[np.ndarray], k: int) -> np.ndarray:
+    """Reciprocal rank fusion of per-entry ranks (0 = not ranked by that list)."""
+    out = np.zeros(len(ranks[0]) if ranks else 0, dtype=np.float64)
+    for r in ranks:
+        out += np.where(r > 0, 1.0 / (k + np.maximum(r, 1)), 0.0)
+    return out

@@ -6,6 +6,8 @@
         manifest.json     format version, model, dimension, counts, build time, checksums
         keyword/          Whoosh
         bm25/             BM25F contributions per (field, term), read from keyword/ (search/bm25.py)
+        columns/          provider, domain, topics and date of each article, in bm25/ row order
+        vocabulary.json   the indexed words as written, with document frequencies (typos, suggestions)
         vectors.faiss     FAISS
         store.sqlite      articles, source records
         readers.lock      readers hold a shared flock; cleanup needs an exclusive one
@@ -29,10 +31,11 @@ from pathlib import Path
 
 from search.errors import IndexCorrupt, IndexLocked, IndexMissing
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 KEYWORD_DIR, VECTORS_FILE, STORE_FILE, MANIFEST_FILE = "keyword", "vectors.faiss", "store.sqlite", "manifest.json"
 MATRIX_DIR = "bm25"  # the keyword index's precomputed BM25F score matrix
+COLUMNS_DIR = "columns"  # provider, topics and dates per matrix row (search/columns.py)
 READERS_LOCK = "readers.lock"
 
 

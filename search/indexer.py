@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from search import generations as gen
+from search.columns import Columns
 from search.config import Settings
 from search.errors import ArticleError, ConfigError, IndexCorrupt
 from search.keyword import KeywordIndex
@@ -29,6 +30,7 @@ from search.models import Article
 from search.store import ArticleStore, EmbeddingCache
 from search.urls import article_id
 from search.vectors import VectorIndex
+from search.vocabulary import Vocabulary
 
 Progress = Callable[[str, int, int], None]
 EMBED_WORKERS = 2
@@ -235,7 +237,7 @@ class Indexer:
     ) -> None:
         keyword, vectors, store = self._open_copy(tmp, live)
         try:
-            self._apply(tmp, keyword, vectors, store, scan, report, progress, delete_ids)
+            self._apply(tmp, live, keyword, vectors, store, scan, report, progress, delete_ids)
         finally:
             keyword.close()
             store.close()
@@ -256,6 +258,7 @@ class Indexer:
     def _apply(
         self,
         tmp: Path,
+        live: Path | None,
         keyword: KeywordIndex,
         vectors: VectorIndex,
         store: ArticleStore,
@@ -290,7 +293,7 @@ class Indexer:
             embedding = pool.submit(self._timed_vectors, fresh, report, progress, stop)
             t0 = time.perf_counter()
             keyword.apply(sorted(upserts, key=lambda a: a.id), deletes)
-            keyword.export_matrix(tmp / gen.MATRIX_DIR)
+            row_ids = keyword.export_matrix(tmp / gen.MATRIX_DIR).ids
             stages["keyword"] = time.perf_counter() - t0
             matrix = embedding.result()
         finally:
@@ -305,9 +308,15 @@ class Indexer:
         stages["vector"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        previous = store.get_many([a.id for a in upserts if a.id in old] + deletes)
+        vocabulary = Vocabulary.load(live) if live is not None else Vocabulary()
+        vocabulary.remove(a.text for a in previous.values())
+        vocabulary.add(a.text for a in upserts)
+        vocabulary.save(tmp)
         store.delete(deletes)
         store.upsert(upserts)
         store.commit()
+        Columns.build(row_ids, store.facts()).save(tmp / gen.COLUMNS_DIR)
         _check_consistent(keyword, vectors, store)
         report.articles = store.count()
         report.added = sum(1 for a in upserts if a.id not in old)
@@ -382,8 +391,13 @@ class Indexer:
 
 
 def _live(root: Path) -> Path | None:
+    """The live generation to update, or None: none yet, or one in an older format (built again)."""
     name = gen.current_name(root)
     if name and (root / name / gen.MANIFEST_FILE).is_file():
+        try:
+            gen.read_manifest(root / name)
+        except IndexCorrupt:
+            return None
         return root / name
     return None
 

@@ -8,6 +8,8 @@ Conventions follow trec_eval / pytrec_eval as BEIR uses them:
   ideal DCG ranks every judged document of the query by grade.
 - Recall@k is the share of the query's relevant documents found in the top k.
 - MRR@k is 1 / rank of the first relevant document in the top k (0 when there is none).
+- Precision@k is the share of relevant documents among the top k, divided by k even when fewer
+  than k were returned.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def reciprocal_rank(ranking: Sequence[str], qrels: Qrels, k: int = 10) -> float:
         if qrels.get(doc, 0) > 0:
             return 1.0 / rank
     return 0.0
+
+
+def precision(ranking: Sequence[str], qrels: Qrels, k: int = 10) -> float:
+    """Share of the top k that is relevant (grade > 0), over k: a short list does not score higher."""
+    return sum(1 for doc in _top(ranking, k) if qrels.get(doc, 0) > 0) / k
 
 
 def mean(values: Iterable[float]) -> float:

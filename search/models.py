@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -41,9 +41,6 @@ class Article:
         """Hash of every stored field: an article whose hash is unchanged needs no update."""
         blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
         return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).hexdigest()
-
-    def with_related(self, related: tuple[str, ...]) -> Article:
-        return replace(self, related=related)
 
     def to_dict(self) -> dict:
         return {
@@ -81,14 +78,32 @@ class Article:
 
 
 @dataclass(frozen=True)
+class Components:
+    """How a hit's score was made. In hybrid mode (convex fusion)
+    ``score = weight_semantic * semantic_normalised + weight_keyword * keyword_normalised``;
+    in keyword mode the score is ``keyword_score``, in semantic mode ``similarity``."""
+
+    keyword_score: float = 0.0  # BM25F of the query's words (0: none of them)
+    keyword_rank: int | None = None  # rank by keyword_score within the match set (None: score 0)
+    keyword_normalised: float | None = None
+    similarity: float | None = None  # cosine similarity to the query: decides semantic matches
+    semantic_score: float | None = None  # the similarity fusion used (to the feedback-moved query)
+    semantic_rank: int | None = None
+    semantic_normalised: float | None = None
+    weight_keyword: float | None = None
+    weight_semantic: float | None = None
+    matched_by: str = ""  # "words", "meaning" or "both" (or "constraints": filters and operators alone)
+
+    def to_dict(self) -> dict:
+        return {k: (_round(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
 class Hit:
     article: Article
     rank: int
     score: float
-    keyword_score: float | None = None
-    keyword_rank: int | None = None
-    semantic_score: float | None = None
-    semantic_rank: int | None = None
+    components: Components = field(default_factory=Components)
 
     def to_dict(self) -> dict:
         a = self.article
@@ -103,12 +118,7 @@ class Hit:
             "topics": list(a.topics),
             "image": a.image,
             "score": round(self.score, 6),
-            "components": {
-                "keyword_score": _round(self.keyword_score),
-                "keyword_rank": self.keyword_rank,
-                "semantic_score": _round(self.semantic_score),
-                "semantic_rank": self.semantic_rank,
-            },
+            "components": self.components.to_dict(),
         }
 
 
@@ -124,6 +134,10 @@ class Results:
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     filters: dict[str, str] = field(default_factory=dict)
     sort: str = "relevance"
+    total_relation: str = "eq"  # "eq": total is exact; "gte": a lower bound
+    corrections: dict[str, str] = field(default_factory=dict)  # misspelled word -> indexed word searched
+    suggestion: str | None = None  # "did you mean": a query with results, offered when there are none
+    fusion: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -132,9 +146,13 @@ class Results:
             "sort": self.sort,
             "filters": dict(self.filters),
             "total": self.total,
+            "total_relation": self.total_relation,
             "limit": self.limit,
             "offset": self.offset,
             "took_ms": round(self.took_ms, 2),
+            "corrections": dict(self.corrections),
+            "suggestion": self.suggestion,
+            "fusion": dict(self.fusion),
             "hits": [h.to_dict() for h in self.hits],
             "facets": {name: [{"value": v, "count": c} for v, c in counts] for name, counts in self.facets.items()},
         }

@@ -1,4 +1,9 @@
-"""SearchService: the one query layer used by the CLI, the web app and Python callers."""
+"""SearchService: the one query layer used by the CLI, the web app and Python callers.
+
+Every search computes one match set (``search/matching.py`` says what matches), then ranks it
+by the mode, sorts it, counts its facets and cuts the requested page out of it, so ``total``,
+the facets and every page describe the same set.
+"""
 
 from __future__ import annotations
 
@@ -8,69 +13,44 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dtime
-from pathlib import Path
 
 import numpy as np
 
-from search import fusion
+from search import fusion, matching
 from search import generations as gen
 from search.config import MODES, Settings
 from search.errors import ConfigError, InvalidQuery, NotFound
-from search.keyword import KeywordIndex, filter_query
 from search.loader import parse_datetime
-from search.models import Article, Hit, Results
-from search.store import ArticleStore
-from search.urls import is_valid_id
-from search.vectors import VectorIndex
+from search.local import Filters, LocalReader, Scored
+from search.models import Article, Components, Hit, Results
+from search.query import Plan, parse
+from search.urls import id_to_int, int_to_id, is_valid_id
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
 SORTS = ("relevance", "newest")
+NO_PLAN = Plan(text="")
 
-
-@dataclass
-class _View:
-    """One opened generation. Reference-counted so a swap never closes it under a request."""
-
-    path: Path
-    stamp: tuple
-    manifest: gen.Manifest
-    keyword: KeywordIndex
-    vectors: VectorIndex
-    store: ArticleStore
-    lease: gen.ReaderLease
-    users: int = 0
-    retired: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def close(self) -> None:
-        self.keyword.close()
-        self.store.close()
-        self.lease.release()
+__all__ = ["Filters", "SearchService", "parse_date", "MAX_QUERY_CHARS", "MAX_LIMIT", "MAX_OFFSET", "SORTS"]
 
 
 @dataclass(frozen=True)
-class Filters:
-    provider: str | None = None
-    topic: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+class _Ranked:
+    """A match set in rank order, with what each score was made of (arrays aligned with ``keys``)."""
 
-    def __bool__(self) -> bool:
-        return any((self.provider, self.topic, self.since, self.until))
-
-    def to_dict(self) -> dict[str, str]:
-        out = {
-            "provider": self.provider,
-            "topic": self.topic,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-        }
-        return {k: v for k, v in out.items() if v}
+    keys: np.ndarray
+    score: np.ndarray
+    keyword: np.ndarray
+    similarity: np.ndarray | None
+    semantic: np.ndarray | None
+    keyword_norm: np.ndarray | None
+    semantic_norm: np.ndarray | None
+    matched_by: np.ndarray  # 1 words, 2 meaning, 3 both, 0 constraints alone
+    weights: tuple[float, float] | None  # (keyword, semantic) in convex fusion
 
 
 class SearchService:
@@ -79,7 +59,10 @@ class SearchService:
         self.root = self.settings.index_path
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
-        self._view: _View | None = None
+        self._reader: LocalReader | None = None
+        self._stamp_of_reader: tuple = ()
+        self._users: dict[int, int] = {}
+        self._retired: set[int] = set()
         self._swap_lock = threading.Lock()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -92,54 +75,36 @@ class SearchService:
             return ()
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _open_view(self) -> _View:
-        stamp = self._stamp()
-        lease, path = gen.lease_current(self.root)
-        try:
-            manifest = gen.read_manifest(path)
-            view = _View(
-                path,
-                stamp,
-                manifest,
-                KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open(),
-                VectorIndex.load(path / gen.VECTORS_FILE),
-                ArticleStore(path / gen.STORE_FILE, readonly=True),
-                lease,
-            )
-        except BaseException:
-            lease.release()
-            raise
-        counts = {view.keyword.count(), view.vectors.count, manifest.articles}
-        if len(counts) != 1:
-            view.close()
-            raise gen.IndexCorrupt(
-                f"index in {path} is inconsistent (article counts {sorted(counts)}) - rebuild it "
-                "with `search-cli index --rebuild`"
-            )
-        return view
-
     @contextmanager
     def _acquire(self):
         with self._swap_lock:
-            view = self._view
-            if view is None or view.stamp != self._stamp():
-                fresh = self._open_view()
-                if view is not None:
-                    view.retired = True
-                    self._release(view, 0)
-                view = self._view = fresh
-            view.users += 1
+            reader = self._reader
+            stamp = self._stamp()
+            if reader is None or self._stamp_of_reader != stamp:
+                fresh = LocalReader.open(self.root)
+                if reader is not None:
+                    self._retire(reader)
+                reader, self._reader, self._stamp_of_reader = fresh, fresh, stamp
+            self._users[id(reader)] = self._users.get(id(reader), 0) + 1
         try:
-            yield view
+            yield reader
         finally:
-            self._release(view, 1)
+            with self._swap_lock:
+                self._users[id(reader)] -= 1
+                if id(reader) in self._retired and self._users[id(reader)] == 0:
+                    self._close(reader)
 
-    @staticmethod
-    def _release(view: _View, n: int) -> None:
-        with view.lock:
-            view.users -= n
-            if view.retired and view.users == 0:
-                view.close()
+    def _retire(self, reader: LocalReader) -> None:
+        """Close ``reader`` once the last request using it is done (called with the swap lock held)."""
+        if self._users.get(id(reader), 0) == 0:
+            self._close(reader)
+        else:
+            self._retired.add(id(reader))
+
+    def _close(self, reader: LocalReader) -> None:
+        self._retired.discard(id(reader))
+        self._users.pop(id(reader), None)
+        reader.close()
 
     def __enter__(self) -> SearchService:
         return self
@@ -149,10 +114,9 @@ class SearchService:
 
     def close(self) -> None:
         with self._swap_lock:
-            if self._view is not None:
-                self._view.retired = True
-                self._release(self._view, 0)
-                self._view = None
+            if self._reader is not None:
+                self._retire(self._reader)
+                self._reader = None
 
     # -- embedding ---------------------------------------------------------------------------
     @property
@@ -167,13 +131,13 @@ class SearchService:
                 )
             return self._embedder
 
-    def embed_query(self, text: str, view: _View) -> np.ndarray:
+    def embed_query(self, text: str, reader: LocalReader) -> np.ndarray:
         with self._cache_lock:
             cached = self._query_vectors.get(text)
         if cached is not None:
             return cached
         embedder = self.embedder
-        m = view.manifest
+        m = reader.manifest
         if (embedder.model_name, embedder.dim) != (m.model_name, m.dim):
             raise ConfigError(
                 f"the index was built with {m.model_name} ({m.dim} dims) but queries use "
@@ -203,150 +167,248 @@ class SearchService:
         query = _check_query(query)
         mode, sort = _check_choice("mode", mode, MODES), _check_choice("sort", sort, SORTS)
         limit, offset = _check_limit(limit), _check_offset(offset)
-        filters = Filters(
-            _check_filter(provider, "provider"),
-            _check_filter(topic, "topic"),
-            parse_date(since, "since"),
-            parse_date(until, "until", end=True),
-        )
-        if filters.since and filters.until and filters.since > filters.until:
-            raise InvalidQuery("since is after until")
-        depth = max(self.settings.min_candidates, self.settings.candidates * (offset + limit))
-        with self._acquire() as view:
-            fused, kw, sem, total = self._retrieve(view, query, mode, depth, filters)
-            if sort == "newest":
-                dates = view.store.published([d for d, _ in fused])
-                fused.sort(key=lambda ds: (dates.get(ds[0]) or "", ds[1]), reverse=True)
-            facets = view.store.facets([d for d, _ in fused])
-            articles = view.store.get_many([d for d, _ in fused[offset : offset + limit]])
-        hits = _hits(fused[offset : offset + limit], articles, kw, sem, offset)
-        took = (time.perf_counter() - started) * 1000
+        filters = _filters(provider, topic, since, until)
+        plan = parse(query)
+        with self._acquire() as reader:
+            words = matching.resolve(plan, reader.terms, reader.known, reader.vocabulary)
+            restriction = reader.restrict(plan, filters)
+            s = self.settings
+            need = matching.required(len(words.groups), plan.any_word, s.match_all_upto, s.match_fraction)
+            by_words = reader.keyword_match(words.groups, need, words.scoring, restriction)
+            qvec = moved = None
+            by_meaning = nearest = Scored.empty()
+            if words.semantic_text and words.known:
+                qvec = self.embed_query(words.semantic_text, reader)
+                nearest = reader.semantic_top(qvec, s.min_candidates, restriction)
+                moved, by_meaning = self._by_meaning(reader, qvec, nearest, restriction)
+            window = np.union1d(
+                reader.keyword_top_terms(words.scoring, s.min_candidates, restriction).keys, nearest.keys
+            )
+            ranked = self._rank(reader, mode, by_words, by_meaning, words, qvec, moved, window)
+            order = _newest_first(reader, ranked) if sort == "newest" else np.arange(len(ranked.keys))
+            facets = reader.facets(ranked.keys)
+            page = order[offset : offset + limit]
+            hits = _hits(reader, ranked, page, offset)
+            suggestion = None
+            if len(ranked.keys) == 0:
+                suggestion = matching.suggestion(plan, lambda w: _knows_word(reader, w), reader.vocabulary())
         return Results(
             query,
             mode,
             tuple(hits),
-            total if mode == "keyword" else len(fused),
+            len(ranked.keys),
             limit,
             offset,
-            took,
+            (time.perf_counter() - started) * 1000,
             facets,
             filters.to_dict(),
             sort,
+            corrections=words.corrections,
+            suggestion=suggestion,
+            fusion=self._fusion_info(mode),
         )
 
-    def _retrieve(self, view: _View, query: str, mode: str, depth: int, filters: Filters):
-        kw: list[tuple[str, float]] = []
-        sem: list[tuple[str, float]] = []
-        total = 0
-        allowed = view.store.filter_ids(**filters.__dict__) if filters else None
-        if mode in ("keyword", "hybrid"):
-            where = filter_query(**filters.__dict__) if filters else None
-            kw, total = view.keyword.search(query, depth, where, allowed)
-        qvec = None
-        if mode in ("semantic", "hybrid"):
-            qvec = self.embed_query(query, view)
-            sem = view.vectors.search(qvec, depth, allowed)
-        if mode == "keyword":
-            return kw, kw, sem, total
-        if mode == "semantic":
-            return sem, kw, sem, len(sem)
-        return self._fuse(view, query, qvec, kw, sem), kw, sem, total
-
-    def _fuse(self, view: _View, query: str, qvec: np.ndarray | None, kw, sem) -> list[tuple[str, float]]:
-        """Blend the two candidate lists; figures behind each choice: bench/results/eval_fusion.json."""
+    def _fusion_info(self, mode: str) -> dict:
         s = self.settings
-        union = list(dict.fromkeys([*(d for d, _ in sem), *(d for d, _ in kw)]))  # semantic best first
-        if qvec is not None and sem:  # Rocchio feedback, then the semantic side of every candidate
-            vecs = view.vectors.vectors(union)
-            qvec = fusion.rocchio(qvec, vecs[: min(s.feedback_docs, len(sem))], s.feedback_weight)
-            sem_all = dict(zip(union, (vecs @ qvec).tolist(), strict=True))
-        else:
-            sem_all = dict(sem)
+        if mode != "hybrid":
+            return {"method": mode}
         if s.fusion == "rrf":
-            return fusion.rrf([kw, fusion.sort_scores(sem_all)[: len(sem)]], k=s.rrf_k)
-        kw_all = dict(kw)
-        only_sem = [d for d in union if d not in kw_all]
-        if only_sem and query:  # score the union: the keyword side of semantic-only candidates
-            kw_all.update(view.keyword.score_ids(query, only_sem))
-        kw_norm = fusion.minmax(list(kw_all.items()), lower=0.0)
-        sem_norm = fusion.minmax(list(sem_all.items()))
-        return fusion.convex(kw_norm, sem_norm, s.alpha)
+            return {"method": "rrf", "k": s.rrf_k}
+        return {"method": "convex", "weight_keyword": round(1 - s.alpha, 6), "weight_semantic": s.alpha}
+
+    def _by_meaning(
+        self, reader: LocalReader, qvec: np.ndarray, nearest: Scored, restriction
+    ) -> tuple[np.ndarray, Scored]:
+        """The query vector moved by pseudo-relevance feedback, and the articles close to it.
+
+        Feedback (Rocchio) moves the query towards the mean of its ``feedback_docs`` most similar
+        articles (``nearest`` is best first). Nothing matches by meaning unless the most similar
+        article reaches ``semantic_floor``; then an article matches when its similarity to the
+        moved query reaches the floor and ``semantic_relative`` times the best such similarity.
+        """
+        s = self.settings
+        if not len(nearest) or nearest.scores[0] < s.semantic_floor:
+            return qvec, Scored.empty()
+        moved = qvec
+        if s.feedback_docs > 0:
+            moved = fusion.rocchio(qvec, reader.vectors_of(nearest.keys[: s.feedback_docs]), s.feedback_weight)
+        return moved, _relative(reader.semantic_match(moved, s.semantic_floor, restriction), s.semantic_relative)
+
+    def _rank(
+        self, reader: LocalReader, mode: str, by_words: Scored, by_meaning: Scored, words, qvec, moved, window
+    ) -> _Ranked:
+        """The match set (both sides' articles) ranked by ``mode``.
+
+        Hybrid ranks as the retrievers always have: the best ``min_candidates`` articles of each
+        side (``window``) are fused, each side's scores normalised by their range over the window;
+        the rest of the match set follows, by the same fused score. Neither the ranking nor a
+        score depends on where the match set ends or which page is asked for.
+        """
+        keys = np.union1d(by_words.keys, by_meaning.keys)
+        in_words, in_meaning = np.isin(keys, by_words.keys), np.isin(keys, by_meaning.keys)
+        matched = (in_words * (1 if words.groups else 0) + 2 * in_meaning).astype(np.int8)
+        kw = reader.keyword_scores(words.scoring, keys) if words.scoring else np.zeros(len(keys), dtype=np.float32)
+        sim = sem = kw_norm = sem_norm = None
+        weights = None
+        if qvec is not None and len(keys):
+            vecs = reader.vectors_of(keys)
+            sim = vecs @ qvec
+            sem = vecs @ moved
+        if mode == "keyword" or sim is None:
+            score = kw.astype(np.float64)
+            tie = sim if sim is not None else np.zeros(len(keys))
+            order = np.lexsort((keys, -tie, -score))
+        elif mode == "semantic":
+            score = sim.astype(np.float64)
+            order = np.lexsort((keys, -kw, -score))
+        else:
+            s = self.settings
+            if s.fusion == "rrf":
+                kw_ranks = np.where(kw > 0, fusion.rank_array(kw, keys), 0)
+                score = fusion.rrf_array([kw_ranks, fusion.rank_array(sem, keys)], s.rrf_k)
+            else:
+                kw_window = reader.keyword_scores(words.scoring, window) if words.scoring else np.zeros(0)
+                sem_window = reader.vectors_of(window) @ moved
+                kw_norm = fusion.scale(kw, 0.0, float(kw_window.max()) if len(kw_window) else 0.0)
+                lo, hi = (float(sem_window.min()), float(sem_window.max())) if len(sem_window) else (0.0, 0.0)
+                sem_norm = fusion.scale(sem, lo, hi)
+                weights = (1 - s.alpha, s.alpha)
+                score = weights[0] * kw_norm.astype(np.float64) + weights[1] * sem_norm.astype(np.float64)
+            order = np.lexsort((keys, -score, ~np.isin(keys, window)))  # the retrievers' candidates first
+        pick = lambda a: None if a is None else a[order]  # noqa: E731
+        return _Ranked(
+            keys[order],
+            score[order],
+            kw[order],
+            pick(sim),
+            pick(sem) if mode == "hybrid" else None,
+            pick(kw_norm),
+            pick(sem_norm),
+            matched[order],
+            weights,
+        )
 
     # -- more like this ----------------------------------------------------------------------
-    def related(self, article_id: str, limit: int = 10) -> Results:
+    def related(
+        self,
+        article_id: str,
+        limit: int = 10,
+        offset: int = 0,
+        provider: str | None = None,
+        topic: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+    ) -> Results:
+        """Articles like the stored article ``article_id``, above the relatedness floors."""
         started = time.perf_counter()
-        limit = _check_limit(limit)
-        with self._acquire() as view:
-            article = self._get(view, article_id)
-            vec = view.vectors.vector(article.id)
-            fused, kw, sem = self._more_like(view, article.text, vec, limit, exclude={article.id})
-            articles = view.store.get_many([d for d, _ in fused])
-        hits = _hits(_distinct(fused, articles, article.text)[:limit], articles, kw, sem, 0)
+        limit, offset = _check_limit(limit), _check_offset(offset)
+        filters = _filters(provider, topic, since, until)
+        with self._acquire() as reader:
+            article = self._get(reader, article_id)
+            vec = reader.vectors_of(np.asarray([id_to_int(article.id)], dtype=np.int64))[0]
+            ranked = self._more_like(reader, article.text, vec, article, filters)
+            hits = _hits(reader, ranked, np.arange(len(ranked.keys))[offset : offset + limit], offset)
+        took = (time.perf_counter() - started) * 1000
         return Results(
-            article.title, "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000
+            article.title, "related", tuple(hits), len(ranked.keys), limit, offset, took, filters=filters.to_dict()
         )
 
-    def related_text(self, text: str, limit: int = 10) -> Results:
+    def related_text(
+        self,
+        text: str,
+        limit: int = 10,
+        offset: int = 0,
+        provider: str | None = None,
+        topic: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+    ) -> Results:
+        """Articles like any ``text`` ("more like this" for text that is not in the index)."""
         started = time.perf_counter()
-        text, limit = _check_query(text, "text"), _check_limit(limit)
-        with self._acquire() as view:
-            vec = self.embed_query(text, view)
-            fused, kw, sem = self._more_like(view, text, vec, limit, exclude=set())
-            articles = view.store.get_many([d for d, _ in fused])
-        hits = _hits(_distinct(fused, articles, "")[:limit], articles, kw, sem, 0)
-        return Results(text[:200], "related", tuple(hits), len(hits), limit, 0, (time.perf_counter() - started) * 1000)
+        text, limit, offset = _check_query(text, "text"), _check_limit(limit), _check_offset(offset)
+        filters = _filters(provider, topic, since, until)
+        with self._acquire() as reader:
+            vec = self.embed_query(text, reader)
+            ranked = self._more_like(reader, text, vec, None, filters)
+            hits = _hits(reader, ranked, np.arange(len(ranked.keys))[offset : offset + limit], offset)
+        took = (time.perf_counter() - started) * 1000
+        return Results(
+            text[:200], "related", tuple(hits), len(ranked.keys), limit, offset, took, filters=filters.to_dict()
+        )
 
-    def _more_like(self, view: _View, text: str, vec: np.ndarray | None, limit: int, exclude: set[str]):
-        """Key terms and vector of ``text`` blended with related_alpha, then decayed by the distance in time to
-        the anchor (the one excluded article, if any). The callers then drop copies (see ``_distinct``)."""
+    def _more_like(
+        self, reader: LocalReader, text: str, vec: np.ndarray, anchor: Article | None, filters: Filters
+    ) -> _Ranked:
+        """The anchor's key terms and vector, blended with related_alpha; items below both floors
+        dropped; scores decayed by the time between each item and the anchor; copies of the anchor
+        (the same title and excerpt under another URL) left out."""
         s = self.settings
-        depth = max(s.min_candidates, s.candidates * limit) + len(exclude)
-        kw = [(d, sc) for d, sc in view.keyword.run(view.keyword.key_terms_query(text), depth)[0] if d not in exclude]
-        sem = [(d, sc) for d, sc in view.vectors.search(vec, depth) if d not in exclude] if vec is not None else []
-        if s.fusion == "rrf":
-            fused = fusion.rrf([kw, sem], k=s.rrf_k)
-        else:
-            fused = fusion.convex(fusion.minmax(kw, lower=0.0), fusion.minmax(sem), s.related_alpha)
-        anchor = view.store.get_many(sorted(exclude)) if len(exclude) == 1 and s.related_halflife > 0 else {}
-        when = next(iter(anchor.values())).published if anchor else None
-        if when is not None:
-            stored = view.store.get_many([d for d, _ in fused])
-            days = {d: abs((a.published - when).total_seconds()) / 86400 for d, a in stored.items() if a.published}
-            fused = fusion.decay(fused, days, s.related_halflife)
-        return fused, kw, sem
+        restriction = reader.restrict(NO_PLAN, filters)
+        depth = max(s.min_candidates, s.candidates * 10)
+        anchor_key = id_to_int(anchor.id) if anchor is not None else -1
+        by_words = _without_key(reader.keyword_top(reader.key_terms(text), depth + 1, restriction), anchor_key)
+        by_meaning = _without_key(reader.semantic_top(vec, depth + 1, restriction), anchor_key)
+        keys = np.union1d(by_words.keys, by_meaning.keys)
+        kw = _aligned(keys, by_words)
+        sim = reader.vectors_of(keys) @ vec if len(keys) else np.zeros(0, dtype=np.float32)
+        kw_norm = fusion.minmax_array(kw, lower=0.0)
+        sem_norm = _aligned(keys, Scored(by_meaning.keys, fusion.minmax_array(by_meaning.scores)))
+        keep = (sim >= s.related_floor) | (kw_norm >= max(s.related_keyword_floor, 1e-6))
+        keys, kw, sim, kw_norm, sem_norm = keys[keep], kw[keep], sim[keep], kw_norm[keep], sem_norm[keep]
+        weights = (1 - s.related_alpha, s.related_alpha)
+        score = weights[0] * kw_norm.astype(np.float64) + weights[1] * sem_norm.astype(np.float64)
+        if anchor is not None and anchor.published is not None and s.related_halflife > 0:
+            dates = reader.dates(keys)
+            known = dates != np.iinfo(np.int64).min
+            days = np.abs(dates - int(anchor.published.timestamp())) / 86400.0
+            factor = s.related_decay_floor + (1 - s.related_decay_floor) * 0.5 ** (days / s.related_halflife)
+            score = np.where(known, score * factor, score)
+        order = np.lexsort((keys, -score))
+        ranked = _Ranked(
+            keys[order],
+            score[order],
+            kw[order],
+            sim[order],
+            sim[order],
+            kw_norm[order],
+            sem_norm[order],
+            (1 * (kw[order] > 0) + 2 * (sim[order] >= s.related_floor)).astype(np.int8),
+            weights,
+        )
+        return _without_copies(reader, ranked, anchor)
 
     # -- lookups -----------------------------------------------------------------------------
     def get(self, article_id: str) -> Article:
-        with self._acquire() as view:
-            return self._get(view, article_id)
+        with self._acquire() as reader:
+            return self._get(reader, article_id)
 
     def get_many(self, ids: list[str]) -> list[Article]:
         """Stored articles for ``ids`` in the given order, skipping unknown ones."""
-        with self._acquire() as view:
-            found = view.store.get_many(ids)
+        with self._acquire() as reader:
+            found = reader.articles(ids)
         return [found[i] for i in ids if i in found]
 
-    def _get(self, view: _View, article_id: str) -> Article:
+    def _get(self, reader: LocalReader, article_id: str) -> Article:
         if not is_valid_id(article_id):
             raise InvalidQuery(f"{article_id!r} is not an article id (ids are 11 characters of A-Z a-z 0-9 _ -)")
-        found = view.store.get_many([article_id])
+        found = reader.articles([article_id])
         if article_id not in found:
             raise NotFound(f"no article with id {article_id} - search for it with `search-cli query`")
         return found[article_id]
 
     def health(self) -> dict:
         """Cheap liveness facts from the manifest: generation and article count."""
-        with self._acquire() as view:
-            return {"status": "ok", "generation": view.path.name, "articles": view.manifest.articles}
+        with self._acquire() as reader:
+            return {"status": "ok", "generation": reader.version, "articles": reader.manifest.articles}
 
     def stats(self) -> dict:
-        with self._acquire() as view:
-            out = view.store.stats()
-            m = view.manifest
-            size = sum(p.stat().st_size for p in view.path.rglob("*") if p.is_file())
-            out["vector_index"] = view.vectors.kind
+        with self._acquire() as reader:
+            out = reader.stats()
+            m = reader.manifest
+            size = sum(p.stat().st_size for p in reader.path.rglob("*") if p.is_file())
+            version = reader.version
         out.update(
-            generation=view.path.name,
+            generation=version,
             index_dir=str(self.root),
             model=m.model_name,
             model_id=m.model_id,
@@ -358,7 +420,114 @@ class SearchService:
         return out
 
 
+# -- ranking helpers ----------------------------------------------------------------------------
+def _relative(found: Scored, share: float) -> Scored:
+    """Only the articles within ``share`` of the best similarity."""
+    if share <= 0 or len(found) == 0:
+        return found
+    keep = found.scores >= share * float(found.scores[0])
+    return Scored(found.keys[keep], found.scores[keep])
+
+
+def _without_key(found: Scored, key: int) -> Scored:
+    keep = found.keys != key
+    return Scored(found.keys[keep], found.scores[keep])
+
+
+def _aligned(keys: np.ndarray, scored: Scored) -> np.ndarray:
+    """``scored``'s score of each of ``keys`` (0 where it has none)."""
+    out = np.zeros(len(keys), dtype=np.float32)
+    if len(scored) and len(keys):
+        order = np.argsort(scored.keys)
+        at = np.minimum(np.searchsorted(scored.keys[order], keys), len(order) - 1)
+        found = scored.keys[order][at] == keys
+        out[found] = scored.scores[order][at][found]
+    return out
+
+
+def _newest_first(reader: LocalReader, ranked: _Ranked) -> np.ndarray:
+    """Positions of the match set by publication time, newest first (undated last), then by rank."""
+    dates = reader.dates(ranked.keys)
+    return np.lexsort((np.arange(len(dates)), ~dates))
+
+
+def _knows_word(reader: LocalReader, word: str) -> bool:
+    terms = reader.terms(word)
+    return not terms or any(reader.known(t) for t in terms)
+
+
+def _without_copies(reader: LocalReader, ranked: _Ranked, anchor: Article | None) -> _Ranked:
+    """Drop copies of the anchor: the same title and excerpt (case and punctuation ignored) under
+    another URL. Versions of a story with another excerpt stay: publishers list them as related,
+    and dropping same-title versions cost 0.08 Recall@10 on the news corpus."""
+    if anchor is None or not len(ranked.keys):
+        return ranked
+    same = _normalised(anchor.text)
+    head = [int_to_id(int(k)) for k in ranked.keys[: MAX_OFFSET + MAX_LIMIT]]
+    stored = reader.articles(head)
+    copies = {id_to_int(i) for i, a in stored.items() if _normalised(a.text) == same}
+    if not copies:
+        return ranked
+    keep = ~np.isin(ranked.keys, np.fromiter(copies, dtype=np.int64))
+    return _Ranked(*(None if f is None else f[keep] if isinstance(f, np.ndarray) else f for f in _fields(ranked)))
+
+
+def _fields(ranked: _Ranked) -> list:
+    return [getattr(ranked, name) for name in _Ranked.__dataclass_fields__]
+
+
+def _hits(reader: LocalReader, ranked: _Ranked, positions: np.ndarray, offset: int) -> list[Hit]:
+    ids = [int_to_id(int(ranked.keys[p])) for p in positions]
+    articles = reader.articles(ids)
+    kw_rank = _rank_positions(ranked.keyword, ranked.keys, positive=True)
+    sim_rank = _rank_positions(ranked.semantic if ranked.semantic is not None else ranked.similarity, ranked.keys)
+    labels = {0: "constraints", 1: "words", 2: "meaning", 3: "both"}
+    hits = []
+    for n, (p, article_id) in enumerate(zip(positions, ids, strict=True), start=1):
+        if article_id not in articles:
+            continue
+        w = ranked.weights
+        components = Components(
+            keyword_score=float(ranked.keyword[p]),
+            keyword_rank=int(kw_rank[p]) if kw_rank is not None and kw_rank[p] > 0 else None,
+            keyword_normalised=_at(ranked.keyword_norm, p),
+            similarity=_at(ranked.similarity, p),
+            semantic_score=_at(ranked.semantic, p),
+            semantic_rank=int(sim_rank[p]) if sim_rank is not None else None,
+            semantic_normalised=_at(ranked.semantic_norm, p),
+            weight_keyword=w[0] if w else None,
+            weight_semantic=w[1] if w else None,
+            matched_by=labels[int(ranked.matched_by[p])],
+        )
+        hits.append(Hit(articles[article_id], offset + n, float(ranked.score[p]), components))
+    return hits
+
+
+def _rank_positions(scores: np.ndarray | None, keys: np.ndarray, positive: bool = False) -> np.ndarray | None:
+    if scores is None:
+        return None
+    ranks = fusion.rank_array(scores, keys)
+    return np.where(scores > 0, ranks, 0) if positive else ranks
+
+
+def _at(values: np.ndarray | None, position: int) -> float | None:
+    return None if values is None else float(values[position])
+
+
+# -- validation ---------------------------------------------------------------------------------
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _filters(provider, topic, since, until) -> Filters:
+    filters = Filters(
+        _check_filter(provider, "provider"),
+        _check_filter(topic, "topic"),
+        parse_date(since, "since"),
+        parse_date(until, "until", end=True),
+    )
+    if filters.since and filters.until and filters.since > filters.until:
+        raise InvalidQuery("since is after until")
+    return filters
 
 
 def parse_date(value: str | datetime | None, name: str, end: bool = False) -> datetime | None:
@@ -419,22 +588,3 @@ def _check_offset(offset: int) -> int:
 
 def _normalised(title: str) -> str:
     return " ".join(re.findall(r"\w+", title.lower()))
-
-
-def _distinct(
-    fused: list[tuple[str, float]], articles: dict[str, Article], anchor_text: str
-) -> list[tuple[str, float]]:
-    """Drop copies of the anchor: the same title and excerpt (case and punctuation ignored)
-    under another URL. Versions of a story with another excerpt stay: publishers list them
-    as related, and dropping same-title versions cost 0.08 Recall@10 on the news corpus."""
-    same = _normalised(anchor_text) if anchor_text else None
-    return [(d, s) for d, s in fused if d in articles and _normalised(articles[d].text) != same]
-
-
-def _hits(page, articles, kw, sem, offset: int) -> list[Hit]:
-    kw_rank, sem_rank = fusion.ranks(kw), fusion.ranks(sem)
-    kw_score, sem_score = dict(kw), dict(sem)
-    return [
-        Hit(articles[d], offset + i, score, kw_score.get(d), kw_rank.get(d), sem_score.get(d), sem_rank.get(d))
-        for i, (d, score) in enumerate(page, start=1)
-    ]

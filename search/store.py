@@ -85,6 +85,17 @@ class ArticleStore:
                 out[article.id] = article
         return out
 
+    def facts(self) -> dict[str, tuple[str, str, tuple[str, ...], datetime | None]]:
+        """id -> (provider, domain, topics, published) of every article: what the columns hold."""
+        rows = self._conn.execute(
+            "SELECT id, provider, json_extract(data, '$.provider_domain'), json_extract(data, '$.topics'), published "
+            "FROM articles"
+        )
+        return {
+            i: (provider or "", domain or "", tuple(json.loads(topics or "[]")), _when(published))
+            for i, provider, domain, topics, published in rows
+        }
+
     def published(self, ids: Sequence[str]) -> dict[str, str]:
         """id -> ISO publication time (UTC, so strings sort by time) for the dated ones."""
         out: dict[str, str] = {}
@@ -186,6 +197,10 @@ class ArticleStore:
             )
             out.extend(_row_record(row) for row in rows)
         return out
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _record_row(r: Record) -> tuple:

@@ -116,3 +116,24 @@ class VectorIndex:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(keys))
         scores, keys = self._index.search(q, min(k, self.count), params=params)
         return [(int_to_id(int(key)), float(s)) for key, s in zip(keys[0], scores[0], strict=True) if key >= 0]
+
+    # -- by key (int64 article keys; see search.urls.id_to_int) ---------------------------------
+    def vectors_of(self, keys: np.ndarray) -> np.ndarray:
+        """Stored vectors of ``keys``, one row each (zeros for unknown keys)."""
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        if len(keys) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        try:
+            return self._index.reconstruct_batch(keys)
+        except RuntimeError:  # an unknown key: one at a time
+            return self.vectors([int_to_id(int(k)) for k in keys])
+
+    def within(self, query: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and inner products of every stored vector scoring at least ``floor``, best first."""
+        if self.count == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        lims, scores, keys = self._index.range_search(q, float(floor) - 1e-6)
+        keys, scores = keys[lims[0] : lims[1]].astype(np.int64), scores[lims[0] : lims[1]].astype(np.float32)
+        order = np.lexsort((keys, -scores))
+        return keys[order], scores[order]

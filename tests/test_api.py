@@ -235,7 +235,7 @@ def test_the_service_reloads_a_new_generation(tmp_path) -> None:
     Indexer(settings, HashEmbedder()).index([tmp_path / "corpus"])
     after = get_json(client, "/api/health")
     assert after["articles"] == before["articles"] + 1 and after["generation"] != before["generation"]
-    assert get_json(client, "/api/search?q=quokkas&mode=keyword")["total"] == 1
+    assert get_json(client, "/api/search?q=quokkas&mode=keyword")["hits"][0]["title"] == "Brand new story about quokkas"
 
 
 # -- fuzzing: a client can never cause a 500 --------------------------------------------------

@@ -102,7 +102,7 @@ def test_index_and_warm_benchmarks_write_valid_results(ctx, monkeypatch):
     assert {"load", "merge", "keyword", "embed", "vector", "commit"} <= set(index["figures"]["first_build"]["stages"])
     warm = json.loads(bench_warm(replace(ctx, queries=10)).read_text())
     assert warm["figures"]["hybrid_miss"]["n"] == 10
-    assert "whoosh: search" in warm["figures"]["breakdown_ms"]
+    assert "keyword: match set (score matrix)" in warm["figures"]["breakdown_ms"]
     assert warm["figures"]["profile"]["by_tottime"]
     assert all(t["passed"] in (True, False) for t in warm["targets"] + index["targets"])
 

@@ -127,3 +127,12 @@ def test_eval_on_the_toy_collection(cli):
 def test_eval_related_on_a_news_folder(cli):
     result = cli("eval", SEEDS)
     assert result.exit_code == 0 and "recall@10" in result.output
+
+
+def test_query_says_no_results_and_suggests_and_notes_corrections(indexed):
+    nothing = indexed("query", "xqzv")
+    assert nothing.exit_code == 0 and "No results for 'xqzv'." in nothing.output
+    assert 'Did you mean: "export controls"' in indexed("query", '"export contrls"').output
+    corrected = indexed("query", "export contrlos")
+    assert "Including results for 'controls' (you typed 'contrlos')." in corrected.output
+    assert IBM_TITLE in corrected.output

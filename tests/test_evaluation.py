@@ -104,7 +104,9 @@ def test_run_beir_reports_every_mode_and_query(toy_result):
     assert list(toy_result["modes"]) == ["keyword", "semantic", "hybrid"]
     for figures in toy_result["modes"].values():
         assert set(figures["per_query"]) == {"q1", "q2", "q3", "q4", "q5"}
-        assert all(0.0 <= v <= 1.0 for v in figures["mean"].values())
+        mean = figures["mean"]
+        assert all(0.0 <= mean[k] <= 1.0 for k in ("ndcg@10", "recall@100", "mrr@10", "p@10", "p@10_newest"))
+        assert mean["total_stable"] == 1.0 and mean["total"] >= 1 and mean["nonsense_results"] == 0
     json.dumps(toy_result)  # --json prints it as is
     assert toy_result["wall"] < 30
 
@@ -188,4 +190,4 @@ def test_toy_collection_with_the_real_model(tmp_path):
     assert result["index_model"].startswith("all-MiniLM-L6-v2:onnx-int8")
     for mode in ("semantic", "hybrid"):
         assert result["modes"][mode]["mean"]["ndcg@10"] > 0.8
-        assert result["modes"][mode]["mean"]["recall@100"] == 1.0
+        assert result["modes"][mode]["mean"]["recall@100"] >= 0.9  # the match set may end before a weak match

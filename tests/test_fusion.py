@@ -1,6 +1,6 @@
 import pytest
 
-from search.fusion import convex, minmax, ranks, rrf, sort_scores, zscore
+from search.fusion import convex, minmax, minmax_array, rank_array, ranks, rrf, rrf_array, scale, sort_scores
 
 
 def test_minmax_observed_range():
@@ -16,10 +16,17 @@ def test_minmax_single_and_empty():
     assert minmax([]) == {}
 
 
-def test_zscore():
-    z = zscore([("a", 3.0), ("b", 1.0)])
-    assert z == {"a": 1.0, "b": -1.0}
-    assert zscore([("a", 2.0), ("b", 2.0)]) == {"a": 0.0, "b": 0.0}
+def test_array_helpers_match_their_list_versions():
+    import numpy as np
+
+    scores = np.array([3.0, 1.0, 2.0], dtype=np.float32)
+    assert minmax_array(scores).tolist() == [1.0, 0.0, 0.5]
+    assert minmax_array(scores, lower=0.0).tolist() == pytest.approx([1.0, 1 / 3, 2 / 3])
+    assert scale(scores, 1.0, 2.0).tolist() == [1.0, 0.0, 1.0]  # clipped to [0, 1]
+    keys = np.array([7, 5, 6])
+    assert rank_array(np.array([1.0, 1.0, 2.0]), keys).tolist() == [3, 2, 1]  # ties by key
+    fused = rrf_array([np.array([1, 0, 2]), np.array([2, 1, 0])], k=60)
+    assert fused.tolist() == pytest.approx([1 / 61 + 1 / 62, 1 / 61, 1 / 62])
 
 
 def test_convex_blends_and_fills_missing_with_zero():

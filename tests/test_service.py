@@ -17,45 +17,114 @@ def test_export_controls_finds_the_ibm_story_first(service, mode):
     assert results.hits[0].rank == 1
 
 
-def test_hits_carry_score_components(service):
-    hit = service.search("export controls", mode="hybrid").hits[0]
-    assert hit.keyword_rank == 1 and hit.keyword_score > 0
-    assert hit.semantic_rank is not None and -1.0 <= hit.semantic_score <= 1.0
+def test_hits_carry_score_components_that_recompute_the_score(service):
+    results = service.search("export controls", mode="hybrid")
+    hit = results.hits[0]
+    c = hit.components
+    assert c.keyword_rank == 1 and c.keyword_score > 0 and c.matched_by in ("words", "both")
+    assert c.semantic_rank is not None and -1.0 <= c.semantic_score <= 1.0
+    for h in results.hits:  # hybrid's score is exactly the weighted sum of the normalised sides
+        c = h.components
+        expected = c.weight_keyword * c.keyword_normalised + c.weight_semantic * c.semantic_normalised
+        assert h.score == pytest.approx(expected, abs=1e-6)
+    assert results.fusion == {"method": "convex", "weight_keyword": pytest.approx(0.1), "weight_semantic": 0.9}
     d = hit.to_dict()
-    assert set(d["components"]) == {"keyword_score", "keyword_rank", "semantic_score", "semantic_rank"}
+    assert {"keyword_score", "keyword_normalised", "semantic_score", "semantic_normalised", "similarity"} <= set(
+        d["components"]
+    )
     assert {"id", "title", "excerpt", "url", "provider", "published", "score"} <= set(d)
 
 
-def test_semantic_mode_returns_ranked_vectors(service):
+def test_semantic_mode_ranks_the_match_set_by_similarity(service):
     results = service.search("facial recognition ban", mode="semantic", limit=5)
-    assert len(results.hits) == 5
-    scores = [h.semantic_score for h in results.hits]
+    assert results.hits
+    scores = [h.components.similarity for h in results.hits]
     assert scores == sorted(scores, reverse=True)
-    assert all(h.keyword_rank is None for h in results.hits)
+    assert [h.score for h in results.hits] == scores
 
 
 def test_rrf_fusion_setting(seed_index, embedder):
     svc = SearchService(seed_index.with_overrides(fusion="rrf"), embedder)
-    hit = svc.search("export controls").hits[0]
-    assert hit.article.id == IBM and hit.score == pytest.approx(1 / 61 + 1 / (60 + hit.semantic_rank))
+    results = svc.search("export controls")
+    hit = results.hits[0]
+    c = hit.components
+    assert hit.article.id == IBM and results.fusion == {"method": "rrf", "k": 60}
+    assert hit.score == pytest.approx(1 / (60 + c.keyword_rank) + 1 / (60 + c.semantic_rank))
     svc.close()
 
 
-def test_plain_words_are_ored(service):
-    assert service.search("export xyzzyplugh", mode="keyword").hits[0].article.id == IBM
+def test_long_queries_need_most_of_their_words(service):
+    one_word = service.search("export xyzzyplugh", mode="keyword")  # two words: both needed, or close in meaning
+    assert all(h.components.matched_by != "words" for h in one_word.hits)
+    either = service.search("export OR xyzzyplugh", mode="keyword")  # an explicit OR: one is enough
+    assert either.hits[0].article.id == IBM and either.hits[0].components.matched_by in ("words", "both")
 
 
 def test_query_syntax_phrase_field_and_not(service):
     assert service.search('"export controls"', mode="keyword").total == 1
     assert service.search("provider:Reuters", mode="keyword").hits[0].article.id == IBM
-    assert all(h.article.id != IBM for h in service.search("facial NOT export", mode="keyword").hits)
+    for mode in ("keyword", "semantic", "hybrid"):  # operators bind in every mode
+        assert all(h.article.id != IBM for h in service.search("facial -export", mode=mode).hits)
+        assert all(h.article.id != IBM for h in service.search("facial NOT export", mode=mode).hits)
+        phrase = service.search('"facial recognition" police', mode=mode)
+        assert phrase.hits and all("facial recognition" in h.article.text.lower() for h in phrase.hits)
+        only = service.search("provider:reuters recognition", mode=mode)
+        assert only.hits and {h.article.provider for h in only.hits} == {"Reuters"}
 
 
 @pytest.mark.parametrize(
-    "text", ['"unbalanced', "((", "title:", "AND OR NOT", "nosuchfield:value", "[a TO", "}{", "^~"]
+    "text", ['"unbalanced', "((", "title:", "AND OR NOT", "nosuchfield:value", "[a TO", "}{", "^~", "a*b?c"]
 )
 def test_malformed_syntax_never_raises(service, text):
     service.search(text, mode="keyword")
+
+
+def test_ranges_are_refused_with_a_reason(service):
+    with pytest.raises(InvalidQuery, match="range"):
+        service.search("title:[a TO z] OR excerpt:[a TO z]")
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_nonsense_finds_nothing_in_every_mode(service, mode):
+    for text in ("xqzv", "qwrtzpl mnbvc"):
+        results = service.search(text, mode=mode)
+        assert results.total == 0 and results.hits == () and results.total_relation == "eq"
+
+
+def test_a_misspelled_word_finds_its_articles_and_says_so(service):
+    results = service.search("export contrlos", mode="keyword")
+    assert results.hits[0].article.id == IBM and results.corrections == {"contrlos": "controls"}
+
+
+def test_no_results_suggest_a_query_from_the_index_words(service):
+    results = service.search('"export contrls" xqzv', mode="keyword")
+    assert results.total == 0 and results.suggestion == '"export controls" xqzv'
+
+
+def test_total_facets_and_pages_describe_one_match_set(service):
+    first = service.search("facial recognition", limit=2)
+    assert first.total >= 4
+    seen: list[str] = []
+    for offset in range(0, first.total, 2):
+        page = service.search("facial recognition", limit=2, offset=offset)
+        assert page.total == first.total and page.facets == first.facets
+        seen += [h.article.id for h in page.hits]
+    assert len(seen) == len(set(seen)) == first.total  # no repeats, no gaps, stops at the total
+    assert service.search("facial recognition", limit=2, offset=first.total).hits == ()
+    counted = sum(n for _, n in first.facets["provider"])
+    assert counted <= first.total and first.facets["provider"][0][1] >= 1
+
+
+def test_newest_first_orders_the_whole_match_set(service):
+    every = service.search("facial recognition", limit=100)
+    newest = service.search("facial recognition", sort="newest", limit=100)
+    assert {h.article.id for h in newest.hits} == {h.article.id for h in every.hits}
+    dates = [h.article.published for h in newest.hits if h.article.published]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_provider_filter_ignores_case(service):
+    assert service.search("recognition", provider="reuters").hits[0].article.provider == "Reuters"
 
 
 def test_filters(service):
@@ -64,17 +133,6 @@ def test_filters(service):
     assert hits and all("Computer Vision" in h.article.topics for h in hits)
     dated = service.search("recognition", since="2020-09-19", until="2020-09-20", mode="semantic").hits
     assert dated and all("2020-09-19" <= h.article.published.date().isoformat() <= "2020-09-20" for h in dated)
-
-
-def test_facets_sort_and_pagination(service):
-    results = service.search("facial recognition", mode="hybrid", limit=2)
-    assert results.facets["provider"] and all(c > 0 for _, c in results.facets["provider"])
-    page2 = service.search("facial recognition", mode="hybrid", limit=2, offset=2)
-    assert page2.hits[0].rank == 3
-    assert {h.article.id for h in page2.hits}.isdisjoint(h.article.id for h in results.hits)
-    newest = service.search("facial recognition", sort="newest", limit=5).hits
-    dates = [h.article.published for h in newest]
-    assert dates == sorted(dates, reverse=True)
 
 
 @pytest.mark.parametrize(

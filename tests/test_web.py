@@ -111,7 +111,7 @@ def test_search_page_shows_highlighted_hits_with_more_like_this(client) -> None:
     assert IBM_TITLE in hit_titles(body)
     assert "<mark>export controls</mark>" in body
     assert f"/articles/{IBM_ID}?q=export+controls" in links(body, "more")
-    assert re.search(r"<strong>\d+</strong> results", body)
+    assert re.search(r"<strong>\d+</strong> results?", body)
     assert '<a href="/search?q=export+controls&amp;mode=hybrid" class="active" aria-current="page">Hybrid</a>' in body
 
 
@@ -261,3 +261,10 @@ def test_create_app_builds_one_service_and_never_debugs(web_settings, monkeypatc
     assert client.get("/api/health").status_code == 200
     assert app.extensions[SERVICE_KEY] is service
     service.close()
+
+
+def test_no_results_page_offers_a_did_you_mean_from_the_index(client) -> None:
+    body = page(client, '/search?q="export+contrls"')
+    assert "No stories match" in body and "Did you mean" in body and "export controls" in body
+    corrected = page(client, "/search?q=export+contrlos")
+    assert "Including results for" in corrected and IBM_TITLE in hit_titles(corrected)

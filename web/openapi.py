@@ -64,7 +64,26 @@ SCHEMAS = {
     "Article": _obj(ARTICLE),
     "ArticleDetail": _obj(dict(ARTICLE, related_articles={"type": "array", "items": _ref("Article")})),
     "Components": _obj(
-        {"keyword_score": NULL_NUM, "keyword_rank": NULL_INT, "semantic_score": NULL_NUM, "semantic_rank": NULL_INT}
+        {
+            "keyword_score": {**NUM, "description": "BM25F of the query's words (0: none of them)."},
+            "keyword_rank": {**NULL_INT, "description": "Rank by keyword_score in the match set (null: score 0)."},
+            "keyword_normalised": {**NULL_NUM, "description": "keyword_score scaled to 0..1 as hybrid fused it."},
+            "similarity": {**NULL_NUM, "description": "Cosine similarity to the query: decides matches by meaning."},
+            "semantic_score": {**NULL_NUM, "description": "The similarity hybrid fused (to the feedback-moved query)."},
+            "semantic_rank": NULL_INT,
+            "semantic_normalised": NULL_NUM,
+            "weight_keyword": NULL_NUM,
+            "weight_semantic": {
+                **NULL_NUM,
+                "description": "In hybrid (convex) mode score = weight_keyword * keyword_normalised + "
+                "weight_semantic * semantic_normalised.",
+            },
+            "matched_by": {
+                "type": "string",
+                "enum": ["words", "meaning", "both", "constraints"],
+                "description": "Why the article is in the match set.",
+            },
+        }
     ),
     "Hit": _obj(
         {
@@ -88,7 +107,23 @@ SCHEMAS = {
             "mode": {"type": "string", "enum": [*MODES, "related"]},
             "sort": {"type": "string", "enum": list(SORTS)},
             "filters": _obj({"provider": STR, "topic": STR, "since": STR, "until": STR}, required=[]),
-            "total": INT,
+            "total": {
+                **INT,
+                "description": "How many articles match the query (its match set), the same on every page; "
+                "facets count and newest-first sorts that set.",
+            },
+            "total_relation": {
+                "type": "string",
+                "enum": ["eq", "gte"],
+                "description": "eq: total is exact; gte: total is a lower bound.",
+            },
+            "corrections": {
+                "type": "object",
+                "additionalProperties": STR,
+                "description": "Misspelled query words and the indexed words searched instead.",
+            },
+            "suggestion": {**NULL_STR, "description": "With no results: a query built from the index's words."},
+            "fusion": {"type": "object", "description": "How hybrid scores were fused (method and weights)."},
             "limit": INT,
             "offset": INT,
             "took_ms": NUM,
