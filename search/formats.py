@@ -4,20 +4,17 @@ Each reader takes a binary stream and yields :class:`Item` (one source record, n
 article fields) or :class:`ArticleError` for a record it skips; it raises ArticleError when the
 rest of the stream cannot be read. Streams are read record by record: the size limits apply to
 one record (and to one Markdown file), never to a whole JSON Lines, JSON array or CSV file.
-Feeds are parsed whole by feedparser, up to MAX_DOCUMENT_BYTES.
+RSS and Atom feeds are read by :mod:`search.feeds`.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import BinaryIO
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -26,7 +23,6 @@ from search.errors import ArticleError
 MAX_RECORD_BYTES = 1024 * 1024  # one JSON line, JSON array item, CSV row, or one Markdown file
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024  # a feed, or a JSON object holding a list of articles, is parsed whole
 CHUNK = 64 * 1024
-FORMATS = ("markdown", "jsonl", "json", "csv", "feed")
 SUFFIXES = {
     ".md": "markdown", ".markdown": "markdown", ".txt": "markdown", ".jsonl": "jsonl", ".ndjson": "jsonl",
     ".json": "json", ".csv": "csv", ".rss": "feed", ".atom": "feed", ".xml": "feed",
@@ -52,10 +48,6 @@ def format_of(name: str) -> str:
     return next((fmt for suffix, fmt in SUFFIXES.items() if lower.endswith(suffix)), "")
 
 
-def is_gzip_name(name: str) -> bool:
-    return name.lower().endswith(".gz")
-
-
 def guess_format(head: bytes) -> str:
     """The format of a stream from its first bytes (after a BOM and white space)."""
     text = head.removeprefix(codecs.BOM_UTF8).lstrip()
@@ -71,7 +63,11 @@ def guess_format(head: bytes) -> str:
 
 
 def read_items(fmt: str, stream: BinaryIO, source: str) -> Iterator[Item | ArticleError]:
-    readers = {"markdown": read_markdown, "jsonl": read_jsonl, "json": read_json, "csv": read_csv, "feed": read_feed}
+    if fmt == "feed":
+        from search.feeds import read_feed  # feedparser is imported only when a feed is read
+
+        return read_feed(stream, source)
+    readers = {"markdown": read_markdown, "jsonl": read_jsonl, "json": read_json, "csv": read_csv}
     return readers[fmt](stream, source)
 
 
@@ -312,54 +308,3 @@ def _text_lines(stream: BinaryIO, source: str, problems: list[ArticleError]) -> 
         except UnicodeDecodeError as exc:
             problems.append(ArticleError(f"not UTF-8 (byte 0x{line[exc.start]:02x})", source, number))
             yield "\n"
-
-
-# -- RSS 2.0 and Atom -------------------------------------------------------------------------------
-def read_feed(stream: BinaryIO, source: str) -> Iterator[Item]:
-    import feedparser  # parses whole documents; imported here so that other formats do not pay for it
-
-    data = stream.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise ArticleError(f"feed is over the {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB limit", source)
-    if not data.strip():
-        raise ArticleError("file is empty", source)
-    parsed = feedparser.parse(io.BytesIO(data), resolve_relative_uris=False, sanitize_html=True)
-    if not parsed.entries:
-        if parsed.version:
-            raise ArticleError("feed holds no entries", source)
-        problem = parsed.get("bozo_exception")
-        raise ArticleError("not an RSS or Atom feed" + (f" ({problem})" if problem else ""), source)
-    channel = parsed.feed
-    provider = {"name": channel.get("title", ""), "domain": _host(channel.get("link", ""))}
-    for n, entry in enumerate(parsed.entries, start=1):
-        meta = dict(entry)
-        for name in ("title", "summary"):
-            if meta.get(f"{name}_detail", {}).get("type") in ("text/html", "application/xhtml+xml"):
-                meta[name] = html_text(meta.get(name, ""))
-        meta.setdefault("provider", provider)
-        yield Item(n, meta, f"item {n}")
-
-
-def _host(url: str) -> str:
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
-    return host.removeprefix("www.")
-
-
-class _TextOnly(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def html_text(markup: str) -> str:
-    """The text of an HTML fragment, tags dropped and entities decoded."""
-    parser = _TextOnly()
-    parser.feed(markup)
-    parser.close()
-    return " ".join("".join(parser.parts).split())

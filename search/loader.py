@@ -1,25 +1,21 @@
-"""Find article sources and read them record by record.
+"""Read article sources record by record.
 
 A source is a file (Markdown with YAML front matter, JSON Lines, JSON, CSV, RSS or Atom, any of
-them gzipped) or standard input. :func:`find_sources` lists the sources under some paths and says
-why a file cannot be read (a symlink loop, a FIFO); :class:`SourceReader` streams one source's
-:class:`Record` objects (its articles and each one's related items) and collects, as it goes, the
-records it skipped and why, the warnings (an unparseable date, a truncated title), which source
-field filled which article field, and the digest of the bytes read. Nothing here raises anything
-but ArticleError.
+them gzipped) or standard input; :mod:`search.sources` finds them. :class:`SourceReader` streams
+one source's :class:`Record` objects (its articles and each one's related items) and collects, as
+it goes, the records it skipped and why, the warnings (an unparseable date, a truncated title),
+which source field filled which article field, and the digest of the bytes read. Nothing here
+raises anything but ArticleError.
 """
 
 from __future__ import annotations
 
-import errno
 import gzip
 import hashlib
 import io
-import os
-import stat
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,23 +23,15 @@ from typing import BinaryIO
 
 from search.dates import parse_datetime as parse_datetime  # re-exported: the service parses --since with it
 from search.errors import ArticleError
-from search.formats import (
-    MAX_RECORD_BYTES,
-    SUFFIXES,
-    Item,
-    format_of,
-    front_matter,
-    guess_format,
-    read_items,
-)
+from search.formats import Item, format_of, front_matter, guess_format, read_items
 from search.mapping import ALIASES, FieldMap, resolve
+from search.sources import Source, open_regular, os_reason, source_for
+from search.sources import file_digest as file_digest  # re-exported with the other verbs a reader needs
+from search.sources import find_sources as find_sources
+from search.sources import iter_article_files as iter_article_files
 from search.urls import article_id, canonical_url
 
-MAX_FILE_BYTES = MAX_RECORD_BYTES  # one Markdown file, one JSON line, one CSV row
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-ARTICLE_SUFFIXES = tuple(SUFFIXES) + tuple(suffix + ".gz" for suffix in SUFFIXES)
-STDIN = "-"
 STDIN_NAME = "<stdin>"
 STDIN_PREFIX = "<stdin "  # store keys of standard-input sources: "<stdin 2024-06-01T12:00:00.000001+00:00>"
 RECORD_FIELDS = (
@@ -61,86 +49,6 @@ class Record:
     source: str
     line: int = 0
     related: tuple[str, ...] = ()  # canonical URLs this record lists as related
-
-
-# -- finding sources ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Source:
-    """A file or standard input; ``error`` says why it cannot be read."""
-
-    name: str  # as found, or "-" for standard input
-    key: str = ""  # the resolved path, which the store keys records by ("" for standard input)
-    format: str = ""  # "" = guessed from the first bytes
-    error: ArticleError | None = None
-
-    @property
-    def is_stdin(self) -> bool:
-        return self.name == STDIN
-
-
-@dataclass
-class Inputs:
-    sources: list[Source] = field(default_factory=list)
-    empty: list[str] = field(default_factory=list)  # directories without article files
-
-
-def find_sources(paths: Iterable[str | Path], stdin_format: str = "") -> Inputs:
-    """The sources under ``paths`` (files, directories, "-"), sorted per directory, without duplicates."""
-    out, seen = Inputs(), set()
-    for raw in paths:
-        if str(raw) == STDIN:
-            found = [Source(STDIN, format=stdin_format)]
-        else:
-            path = Path(raw)
-            if not os.path.lexists(path):
-                raise ArticleError("no such file or directory", str(path))
-            found = [_source(p) for p in sorted(_walk(path))] if path.is_dir() else [_source(path)]
-            if path.is_dir() and not found:
-                out.empty.append(str(path))
-        for source in found:
-            ident = source.key or source.name
-            if ident not in seen:
-                seen.add(ident)
-                out.sources.append(source)
-    return out
-
-
-def iter_article_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """The readable article files under ``paths`` (find_sources also reports the others)."""
-    for source in find_sources(paths).sources:
-        if source.error is None and not source.is_stdin:
-            yield Path(source.name)
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.lower().endswith(ARTICLE_SUFFIXES) and not name.startswith("."):
-                yield Path(dirpath) / name
-
-
-def _source(path: Path) -> Source:
-    name, fmt = str(path), format_of(path.name)
-    try:
-        mode = os.stat(path).st_mode  # follows symbolic links
-        key = str(path.resolve())
-    except (OSError, RuntimeError) as exc:
-        loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
-        reason = "symbolic link loop" if loop else "broken symbolic link" if path.is_symlink() else _reason(exc)
-        return Source(name, format=fmt, error=ArticleError(f"cannot read: {reason}", name))
-    if not stat.S_ISREG(mode):
-        return Source(name, key, fmt, ArticleError(f"not a regular file ({_kind(mode)}) - skipped", name))
-    return Source(name, key, fmt)
-
-
-def _kind(mode: int) -> str:
-    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
-    return next((kind for test, kind in kinds.items() if test(mode)), "a directory" if stat.S_ISDIR(mode) else "")
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 # -- reading one source ---------------------------------------------------------------------------
@@ -192,7 +100,7 @@ class SourceReader:
         except ArticleError as exc:
             self.errors.append(exc)
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-            self.errors.append(ArticleError(f"cannot read: {_reason(exc)}", self.name))
+            self.errors.append(ArticleError(f"cannot read: {os_reason(exc)}", self.name))
         except Exception as exc:  # noqa: BLE001 - a parser bug must not end the run
             self.errors.append(ArticleError(f"unreadable ({type(exc).__name__}: {exc})", self.name))
         finally:
@@ -226,31 +134,6 @@ class SourceReader:
         self.warnings.extend(built.warnings)
         self.filled.update(built.filled)
         return built.records
-
-
-def open_regular(path: str | Path) -> BinaryIO:
-    """``path`` opened for reading if it is a regular file; a FIFO or device is refused without blocking."""
-    name = str(path)
-    try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        reason = "symbolic link loop" if exc.errno == errno.ELOOP else _reason(exc)
-        raise ArticleError(f"cannot read: {reason}", name) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise ArticleError(f"not a regular file ({_kind(mode)}) - skipped", name)
-    os.set_blocking(fd, True)
-    return io.FileIO(fd, "rb", closefd=True)
-
-
-def file_digest(path: str | Path) -> str:
-    """The digest SourceReader computes for a file, without parsing it."""
-    with open_regular(path) as fh:
-        digest = hashlib.blake2b(digest_size=16)
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Hashing(io.RawIOBase):
@@ -393,7 +276,7 @@ class FileResult:
 def load_file(path: str | Path, data: bytes | None = None, fmap: FieldMap | None = None) -> FileResult:
     """Every record of one file at once. ``data`` may be passed when the caller already read the bytes."""
     name = str(path)
-    source = Source(name, name, format_of(Path(name).name)) if data is not None else _source(Path(name))
+    source = Source(name, name, format_of(Path(name).name)) if data is not None else source_for(Path(name))
     reader = SourceReader(source, fmap, data=data)
     records = list(reader)
     return FileResult(reader.name, records, reader.errors, reader.warnings, reader.digest)

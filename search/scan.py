@@ -15,8 +15,9 @@ from typing import BinaryIO
 
 from search.errors import ArticleError
 from search.formats import SUFFIXES
-from search.loader import STDIN, STDIN_PREFIX, FileResult, Source, SourceReader, file_digest, find_sources
+from search.loader import STDIN_PREFIX, FileResult, SourceReader
 from search.mapping import FieldMap
+from search.sources import STDIN, Source, file_digest, find_sources
 
 MAX_REPORTED = 1_000  # messages kept per kind in a report; all are counted
 

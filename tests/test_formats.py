@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import ROOT
-from search.formats import CHUNK, MAX_RECORD_BYTES, format_of, guess_format, html_text
+from search.feeds import html_text
+from search.formats import CHUNK, MAX_RECORD_BYTES, format_of, guess_format
 from search.loader import Source, SourceReader, load_file
 from search.merge import merge_records
 
