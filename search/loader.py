@@ -34,6 +34,7 @@ from search.urls import article_id, canonical_url
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
 STDIN_NAME = "<stdin>"
 STDIN_PREFIX = "<stdin "  # store keys of standard-input sources: "<stdin 2024-06-01T12:00:00.000001+00:00>"
+MAX_KEPT = 1_000  # errors and warnings a reader keeps (all are counted)
 RECORD_FIELDS = (
     "title", "excerpt", "published", "provider", "provider_domain", "topics", "image", "quality", "authors",
 )  # fmt: skip
@@ -56,8 +57,9 @@ class SourceReader:
     """Streams the records of one source. Iterate it once; then the other attributes are final.
 
     ``errors`` are records (or the whole source) skipped, ``warnings`` records indexed with
-    something dropped or cut, ``filled`` counts (article field, source field) pairs, ``digest``
-    is the hash of the bytes read (the indexer's change detection), ``count`` the records read.
+    something dropped or cut (the first MAX_KEPT of each; ``error_count`` and ``warning_count``
+    count them all), ``filled`` counts (article field, source field) pairs, ``digest`` is the
+    hash of the bytes read (the indexer's change detection), ``count`` the records read.
     """
 
     def __init__(
@@ -75,39 +77,51 @@ class SourceReader:
         self.key = _stdin_key() if source.is_stdin else source.key or source.name  # what records say
         self.errors: list[ArticleError] = []
         self.warnings: list[ArticleError] = []
+        self.error_count = self.warning_count = 0
         self.filled: Counter[tuple[str, str]] = Counter()
         self.digest = ""
         self.count = 0
+        self._format = source.format
 
     def __iter__(self) -> Iterator[Record]:
         if self.source.error is not None:
-            self.errors.append(self.source.error)
+            self._error(self.source.error)
             return
         stream = None
         try:
-            stream = _HashedInput(self._open(), close=not self.source.is_stdin)
-            for item in read_items(self._format(stream), stream.text, self.name):
+            stream = _HashedInput(self._open(), owned=not self.source.is_stdin)
+            self._format = self._format or self._guess(stream)
+            for item in read_items(self._format, stream.text, self.name):
                 if isinstance(item, ArticleError):
-                    self.errors.append(item)
+                    self._error(item)
                     continue
                 try:
                     records = self._records(item)
                 except ArticleError as exc:
-                    self.errors.append(exc)
+                    self._error(exc)
                     continue
                 self.count += len(records)
                 yield from records
         except ArticleError as exc:
-            self.errors.append(exc)
+            self._error(exc)
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-            self.errors.append(ArticleError(f"cannot read: {os_reason(exc)}", self.name))
+            self._error(ArticleError(f"cannot read: {os_reason(exc)}", self.name))
         except Exception as exc:  # noqa: BLE001 - a parser bug must not end the run
-            self.errors.append(ArticleError(f"unreadable ({type(exc).__name__}: {exc})", self.name))
+            self._error(ArticleError(f"unreadable ({type(exc).__name__}: {exc})", self.name))
         finally:
             if stream is not None:
                 self.digest = stream.finish()
-        if not self.count and not self.errors:
-            self.errors.append(ArticleError("file holds no articles", self.name))
+        if not self.count and not self.error_count:
+            self._error(ArticleError("file holds no articles", self.name))
+
+    def _error(self, exc: ArticleError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_KEPT:
+            self.errors.append(exc)
+
+    def _warn(self, warnings: list[ArticleError]) -> None:
+        self.warning_count += len(warnings)
+        self.warnings.extend(warnings[: MAX_KEPT - len(self.warnings)])
 
     def _open(self) -> BinaryIO:
         if self._data is not None:
@@ -118,9 +132,7 @@ class SourceReader:
             return self._stdin
         return open_regular(self.source.key or self.source.name)
 
-    def _format(self, stream: _HashedInput) -> str:
-        if self.source.format:
-            return self.source.format
+    def _guess(self, stream: _HashedInput) -> str:
         head = stream.text.peek(64)[:64]
         if not head.strip():
             raise ArticleError("input is empty", self.name)
@@ -128,10 +140,10 @@ class SourceReader:
 
     def _records(self, item: Item) -> list[Record]:
         fallbacks = dict(item.fallbacks)
-        if self.source.format == "markdown" and not self.source.is_stdin and self._data is None:
+        if self._format == "markdown" and not self.source.is_stdin:
             fallbacks.setdefault("url", (_file_url(self.name), "(file name)"))
         built = build_records(item, self.key, self.fmap, fallbacks, self.name)
-        self.warnings.extend(built.warnings)
+        self._warn(built.warnings)
         self.filled.update(built.filled)
         return built.records
 
@@ -156,8 +168,8 @@ class _Hashing(io.RawIOBase):
 class _HashedInput:
     """A source's bytes, hashed as they are read; ``text`` is the decompressed stream when they are gzip."""
 
-    def __init__(self, raw: BinaryIO, close: bool):
-        self.raw, self.close, self._hashing = raw, close, _Hashing(raw)
+    def __init__(self, raw: BinaryIO, owned: bool):
+        self.raw, self.owned, self._hashing = raw, owned, _Hashing(raw)
         self.buffered = io.BufferedReader(self._hashing, 1024 * 1024)
         gz = self.buffered.peek(2)[:2] == b"\x1f\x8b"
         self.text = io.BufferedReader(gzip.GzipFile(fileobj=self.buffered, mode="rb")) if gz else self.buffered
@@ -170,7 +182,7 @@ class _HashedInput:
         except OSError:
             pass
         finally:
-            if self.close:
+            if self.owned:
                 self.raw.close()
         return self._hashing.hash.hexdigest()
 

@@ -31,11 +31,14 @@ class Messages:
     items: list[str] = field(default_factory=list)
     count: int = 0
 
-    def add(self, errors: Iterable[ArticleError | str]) -> None:
+    def add(self, errors: Iterable[ArticleError | str], count: int | None = None) -> None:
+        """Add ``errors``, of which there were ``count`` (more than given when the source kept only some)."""
+        added = 0
         for error in errors:
-            self.count += 1
+            added += 1
             if len(self.items) < MAX_REPORTED:
                 self.items.append(str(error))
+        self.count += added if count is None else max(count, added)
 
 
 @dataclass
@@ -101,8 +104,8 @@ def _scan_one(
             return
     reader = SourceReader(source, fmap, stdin=stdin)
     records = list(reader)
-    scan.errors.add(reader.errors)
-    scan.warnings.add(reader.warnings)
+    scan.errors.add(reader.errors, reader.error_count)
+    scan.warnings.add(reader.warnings, reader.warning_count)
     scan.filled.update(reader.filled)
     if source.is_stdin and reader.digest in streams:
         scan.unchanged += 1

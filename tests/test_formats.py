@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from search.feeds import html_text
 from search.formats import CHUNK, MAX_RECORD_BYTES, format_of, guess_format
-from search.loader import Source, SourceReader, load_file
+from search.loader import MAX_KEPT, Source, SourceReader, load_file
 from search.merge import merge_records
 
 EXPORTS = ROOT / "tests" / "data" / "exports"
@@ -158,3 +158,11 @@ def test_digest_is_of_the_bytes_read():
 
 def test_html_text():
     assert html_text("<p>A &amp; <b>B</b></p>\n<p>C</p>") == "A & B C"
+
+
+def test_a_reader_keeps_the_first_errors_and_counts_them_all():
+    data = b"\n".join([b"{bad"] * (MAX_KEPT + 500) + [b'{"title": "ok", "url": "https://x.org/ok"}'])
+    reader = read("noisy.jsonl", data)
+    assert len(reader.records) == 1
+    assert reader.error_count == MAX_KEPT + 500 and len(reader.errors) == MAX_KEPT
+    assert reader.errors[-1].line == MAX_KEPT
