@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 import feedparser
 
 from search.errors import ArticleError
-from search.formats import MAX_DOCUMENT_BYTES, Item
+from search.formats import MAX_DOCUMENT_BYTES, Item, read_at_most
 
 
 def read_feed(stream: BinaryIO, source: str) -> Iterator[Item]:
-    data = stream.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
+    data = read_at_most(stream, MAX_DOCUMENT_BYTES)
+    if data is None:
         raise ArticleError(f"feed is over the {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB limit", source)
     if not data.strip():
         raise ArticleError("file is empty", source)

@@ -73,12 +73,23 @@ def read_items(fmt: str, stream: BinaryIO, source: str) -> Iterator[Item | Artic
 
 # -- Markdown ---------------------------------------------------------------------------------------
 def read_markdown(stream: BinaryIO, source: str) -> Iterator[Item]:
-    data = stream.read(MAX_RECORD_BYTES + 1)
-    if len(data) > MAX_RECORD_BYTES:
+    data = read_at_most(stream, MAX_RECORD_BYTES)
+    if data is None:
         raise ArticleError("file is over the 1 MiB limit", source)
     meta, body = front_matter(decode_document(data, source), source)
     fallbacks = {"excerpt": (body.split("\n\n", 1)[0], "(first paragraph)")} if body else {}
     yield Item(0, meta, fallbacks=fallbacks)
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes | None:
+    """The rest of ``stream`` if it holds at most ``limit`` bytes, else None (read in chunks, not one big buffer)."""
+    parts, size = [], 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def decode_document(data: bytes, source: str) -> str:

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from search.dates import parse_datetime as parse_datetime  # re-exported: the service parses --since with it
 from search.errors import ArticleError
-from search.formats import Item, format_of, front_matter, guess_format, read_items
+from search.formats import CHUNK, Item, format_of, front_matter, guess_format, read_items
 from search.mapping import ALIASES, FieldMap, resolve
 from search.sources import Source, open_regular, os_reason, source_for
 from search.sources import file_digest as file_digest  # re-exported with the other verbs a reader needs
@@ -159,10 +159,9 @@ class _Hashing(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
-        buffer[: len(data)] = data
-        self.hash.update(data)
-        return len(data)
+        n = self.raw.readinto(buffer) or 0
+        self.hash.update(memoryview(buffer)[:n])
+        return n
 
 
 class _HashedInput:
@@ -170,14 +169,14 @@ class _HashedInput:
 
     def __init__(self, raw: BinaryIO, owned: bool):
         self.raw, self.owned, self._hashing = raw, owned, _Hashing(raw)
-        self.buffered = io.BufferedReader(self._hashing, 1024 * 1024)
+        self.buffered = io.BufferedReader(self._hashing, CHUNK)
         gz = self.buffered.peek(2)[:2] == b"\x1f\x8b"
         self.text = io.BufferedReader(gzip.GzipFile(fileobj=self.buffered, mode="rb")) if gz else self.buffered
 
     def finish(self) -> str:
         """The digest of every byte of the source (the rest is read if parsing stopped early)."""
         try:
-            while self.buffered.read(1024 * 1024):
+            while self.buffered.read(CHUNK):
                 pass
         except OSError:
             pass

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from search.errors import ArticleError
-from search.formats import SUFFIXES
+from search.formats import MAX_RECORD_BYTES, SUFFIXES
 from search.loader import STDIN_PREFIX, FileResult, SourceReader
 from search.mapping import FieldMap
 from search.sources import STDIN, Source, file_digest, find_sources
@@ -94,15 +94,17 @@ def _scan_one(
     if source.key and source.key != _utf8_name(source.key):  # SQLite cannot store it, and it cannot be printed
         scan.errors.add([ArticleError("file name is not UTF-8 - rename the file", _utf8_name(source.key))])
         return
+    data = None
     if source.error is None and not source.is_stdin:
         try:
-            if known.get(source.key) == file_digest(source.key):
-                scan.unchanged += 1
-                return
+            digest, data = file_digest(source.key, keep=MAX_RECORD_BYTES)  # small files are read once
         except ArticleError as exc:
             scan.errors.add([exc])
             return
-    reader = SourceReader(source, fmap, stdin=stdin)
+        if known.get(source.key) == digest:
+            scan.unchanged += 1
+            return
+    reader = SourceReader(source, fmap, stdin=stdin, data=data)
     records = list(reader)
     scan.errors.add(reader.errors, reader.error_count)
     scan.warnings.add(reader.warnings, reader.warning_count)

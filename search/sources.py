@@ -23,6 +23,7 @@ from search.formats import SUFFIXES, format_of
 
 ARTICLE_SUFFIXES = tuple(SUFFIXES) + tuple(suffix + ".gz" for suffix in SUFFIXES)
 STDIN = "-"
+DIGEST_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,17 @@ def open_regular(path: str | Path) -> BinaryIO:
     return io.FileIO(fd, "rb", closefd=True)
 
 
-def file_digest(path: str | Path) -> str:
-    """The digest SourceReader computes for a file, without parsing it."""
+def file_digest(path: str | Path, keep: int = 0) -> tuple[str, bytes | None]:
+    """The digest SourceReader computes for a file, without parsing it, and its bytes if at most ``keep``.
+
+    A caller that goes on to parse a small file passes the bytes to SourceReader instead of reading it again.
+    """
+    digest, kept = hashlib.blake2b(digest_size=16), bytearray()
     with open_regular(path) as fh:
-        digest = hashlib.blake2b(digest_size=16)
-        while chunk := fh.read(1024 * 1024):
+        while chunk := fh.read(DIGEST_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            if len(kept) + len(chunk) <= keep:
+                kept += chunk
+            else:
+                keep = -1
+    return digest.hexdigest(), bytes(kept) if keep >= 0 else None
