@@ -125,7 +125,7 @@ SHOWN_MESSAGES = 20
 
 def _print_index_report(report, index_dir: str) -> None:
     if not report.generation:
-        click.echo("Nothing indexed: no article files were found, and no index was written.")
+        click.echo("Nothing indexed: no article files were found, so nothing was written.")
     else:
         click.echo(
             f"Indexed {report.added} new, {report.updated} updated, {report.removed} removed "
