@@ -30,6 +30,7 @@ SUFFIXES = {
 WRAPPER_KEYS = ("articles", "items", "entries", "records", "results", "data")  # {"articles": [...]} exports
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _JSON = json.JSONDecoder()
+TOO_BIG = object()  # what _JsonScanner.value returns for a value over its limit (which it skips)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ def read_json(stream: BinaryIO, source: str) -> Iterator[Item | ArticleError]:
         yield from _json_array(scanner, source)
     elif first == "{":
         line, document = scanner.value(MAX_DOCUMENT_BYTES)
+        if document is TOO_BIG:
+            raise ArticleError(f"a JSON object over the {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB limit", source, line)
         yield from _json_object(document, line, source)
     elif first == "":
         raise ArticleError("file is empty", source)
@@ -195,7 +198,12 @@ def _json_array(scanner: _JsonScanner, source: str) -> Iterator[Item | ArticleEr
         return
     while True:
         line, value = scanner.value(MAX_RECORD_BYTES)
-        yield Item(line, value) if isinstance(value, dict) else ArticleError("item is not a JSON object", source, line)
+        if value is TOO_BIG:
+            yield ArticleError("item is over the 1 MiB limit", source, line)
+        elif isinstance(value, dict):
+            yield Item(line, value)
+        else:
+            yield ArticleError("item is not a JSON object", source, line)
         after = scanner.peek()
         scanner.take()
         if after == "]":
@@ -259,11 +267,13 @@ class _JsonScanner:
                 raise ArticleError(f"invalid JSON: {type(exc).__name__}", self.source, start) from None
             else:
                 if end < len(self.buf) or self.eof:  # a value that ends at the buffer's end may continue
+                    size = end - self.pos
                     self.line += self.buf.count("\n", self.pos, end)
                     self.pos = end
-                    return start, value
-            if len(self.buf) - self.pos > limit:
-                raise ArticleError(f"a JSON value over the {limit // (1024 * 1024)} MiB limit", self.source, start)
+                    return start, TOO_BIG if size > limit else value
+            if len(self.buf) - self.pos > limit:  # no value ended within the limit: too big, or broken
+                message = f"invalid JSON, or a value over the {limit // (1024 * 1024)} MiB limit (the rest is skipped)"
+                raise ArticleError(message, self.source, start)
             self._fill()
 
 

@@ -166,3 +166,12 @@ def test_a_reader_keeps_the_first_errors_and_counts_them_all():
     assert len(reader.records) == 1
     assert reader.error_count == MAX_KEPT + 500 and len(reader.errors) == MAX_KEPT
     assert reader.errors[-1].line == MAX_KEPT
+
+
+def test_json_array_item_over_the_limit_stops_with_a_reason():
+    big = json.dumps({"title": "x" * (MAX_RECORD_BYTES + 10), "url": "https://x.org/big"})
+    data = ('[{"title": "ok", "url": "https://x.org/a"}, ' + big + "]").encode()
+    reader = read("big.json", data)
+    assert len(reader.records) == 1 and "over the 1 MiB limit" in str(reader.errors[0])
+    skipped = read("big2.json", ("[" + big + ', {"title": "after", "url": "https://x.org/b"}]').encode())
+    assert [r.fields["title"] for r in skipped.records] == ["after"] and "over the 1 MiB" in str(skipped.errors[0])
