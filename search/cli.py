@@ -143,7 +143,7 @@ def _print_index_report(report, index_dir: str) -> None:
         click.echo(f"Fields read: {filled}.")
     _print_messages(f"Skipped {report.skipped_count} bad file(s) or record(s)", report.skipped, report.skipped_count)
     if report.warnings_count:
-        _print_messages(f"Warnings: {report.warnings_count}", report.warnings, report.warnings_count)
+        _print_messages(f"{report.warnings_count} warning(s)", report.warnings, report.warnings_count)
 
 
 def _print_messages(title: str, messages: list[str], count: int) -> None:
