@@ -189,3 +189,11 @@ def test_an_empty_folder_warns(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("index", tmp_path / "empty")
     assert result.exit_code == 0 and "Nothing indexed" in result.output and "no article files" in result.output
+
+
+def test_index_lists_warnings_with_file_and_line(cli, tmp_path):
+    table = tmp_path / "dates.csv"
+    table.write_text("headline,link,date\nGood,https://x.org/g,2023-01-02\nOdd,https://x.org/o,31/02/2023\n")
+    result = cli("index", table)
+    assert result.exit_code == 0 and "Indexed 2 new" in result.output
+    assert "1 warning(s):" in result.output and f"{table}:3: date '31/02/2023' is not a date" in result.output
