@@ -62,41 +62,96 @@ def main() -> None:
 
 
 @main.command("index")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @index_dir_option
 @config_option
-@click.option("--strict", is_flag=True, help="Fail (and write nothing) if any file is bad.")
+@click.option(
+    "--field",
+    "field_specs",
+    multiple=True,
+    metavar="ARTICLE=SOURCE",
+    help="Read an article field from this source field (dotted for nested ones), e.g. title=headline. Repeatable.",
+)
+@click.option(
+    "--format",
+    "stdin_format",
+    type=click.Choice(["markdown", "jsonl", "json", "csv", "feed"]),
+    default=None,
+    help="Format of standard input (PATH '-'); default: guessed from its first bytes.",
+)
+@click.option("--strict", is_flag=True, help="Fail (and write nothing) if any file or record is bad.")
 @click.option("--prune", is_flag=True, help="Remove articles whose source files under PATHS are gone.")
 @click.option("--rebuild", is_flag=True, help="Build from scratch instead of updating the live index.")
 @click.option("--wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer.")
 @json_option
 @_fail_cleanly
-def index_command(paths, index_dir, config_file, strict, prune, rebuild, wait, as_json):
-    """Index article files (Markdown + YAML front matter, or JSON Lines) under PATHS.
+def index_command(paths, index_dir, config_file, field_specs, stdin_format, strict, prune, rebuild, wait, as_json):
+    """Index news articles under PATHS ('-' reads standard input).
 
-    An existing index is updated: new articles are added, changed ones replaced,
-    unchanged ones left alone. The new index is swapped in atomically.
+    Reads Markdown with YAML front matter, JSON Lines, JSON, CSV, RSS and Atom, gzipped or not.
+    Well-known field names (headline, link, pubDate, category, byline...) are recognised; map
+    others with --field. An existing index is updated: new articles are added, changed ones
+    replaced, unchanged ones left alone. The new index is swapped in atomically.
     """
     from search.indexer import Indexer
+    from search.mapping import FieldMap
 
     settings = _settings(config_file, index_dir=index_dir)
+    if field_specs:
+        fields = FieldMap(settings.fields).merged(FieldMap.parse(field_specs))
+        settings = settings.with_overrides(fields=fields.explicit)
     bar = _ProgressBars(enabled=not as_json)
-    report = Indexer(settings).index(paths, strict=strict, prune=prune, rebuild=rebuild, wait=wait, progress=bar)
+    stdin = click.open_file("-", "rb") if "-" in paths else None
+    indexer = Indexer(settings)
+    report = indexer.index(
+        paths,
+        strict=strict,
+        prune=prune,
+        rebuild=rebuild,
+        wait=wait,
+        progress=bar,
+        stdin=stdin,
+        stdin_format=stdin_format or "",
+    )
     bar.close()
     if as_json:
         _print_json(report.to_dict())
         return
-    click.echo(
-        f"Indexed {report.added} new, {report.updated} updated, {report.removed} removed "
-        f"({report.articles} articles in {settings.index_dir}/{report.generation}); "
-        f"{report.files} files read, {report.files_changed} changed."
-    )
-    click.echo(f"Embedded {report.embedded} texts ({report.cache_hits} from cache).")
-    stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.stages.items())
-    click.echo(f"Time {report.seconds:.2f}s, {report.docs_per_second:.0f} docs/s ({stages}).")
-    click.echo(f"Skipped {len(report.skipped)} bad file(s)" + (":" if report.skipped else "."))
-    for reason in report.skipped:
-        click.echo(f"  {reason}")
+    _print_index_report(report, settings.index_dir)
+
+
+SHOWN_MESSAGES = 20
+
+
+def _print_index_report(report, index_dir: str) -> None:
+    if not report.generation:
+        click.echo("Nothing indexed: no article files were found, so nothing was written.")
+    else:
+        click.echo(
+            f"Indexed {report.added} new, {report.updated} updated, {report.removed} removed "
+            f"({report.articles} articles in {index_dir}/{report.generation}); "
+            f"{report.files} files read, {report.files_changed} changed."
+        )
+        click.echo(f"Embedded {report.embedded} texts ({report.cache_hits} from cache).")
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.stages.items())
+        click.echo(f"Time {report.seconds:.2f}s, {report.docs_per_second:.0f} docs/s ({stages}).")
+    if report.fields:
+        filled = "; ".join(
+            f"{target} <- " + ", ".join(f"{source} ({n})" for source, n in sources.items())
+            for target, sources in report.fields.items()
+        )
+        click.echo(f"Fields read: {filled}.")
+    _print_messages(f"Skipped {report.skipped_count} bad file(s) or record(s)", report.skipped, report.skipped_count)
+    if report.warnings_count:
+        _print_messages(f"{report.warnings_count} warning(s)", report.warnings, report.warnings_count)
+
+
+def _print_messages(title: str, messages: list[str], count: int) -> None:
+    click.echo(title + (":" if count else "."))
+    for message in messages[:SHOWN_MESSAGES]:
+        click.echo(f"  {message}")
+    if count > SHOWN_MESSAGES:
+        click.echo(f"  ... and {count - SHOWN_MESSAGES} more (--json lists the first {len(messages)}).")
 
 
 class _ProgressBars:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from search.errors import ConfigError
+from search.mapping import FieldMap
 
 FUSIONS = ("convex", "rrf")
 MODES = ("hybrid", "keyword", "semantic")
@@ -41,6 +42,7 @@ SETTINGS: dict[str, str] = {
     "related_keyword_floor": "...or its key-term score as a share of the best one; items below both are not shown.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
+    "fields": "Indexing: article field -> source field, e.g. {title: headline}; unmapped fields use well-known names.",
 }
 
 
@@ -70,6 +72,7 @@ class Settings:
     related_keyword_floor: float = 0.1
     threads: int = 1
     approximate_above: int = 200_000
+    fields: tuple[tuple[str, str], ...] = ()  # `fields:` in search.yaml; SEARCH_FIELDS="title=headline,..."
 
     def with_overrides(self, **overrides: object) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -84,6 +87,8 @@ class Settings:
 
 
 def _coerce(name: str, value: object) -> object:
+    if name == "fields":
+        return _field_pairs(value)
     kind = type(getattr(Settings(), name))
     if isinstance(value, kind):
         return value
@@ -91,6 +96,17 @@ def _coerce(name: str, value: object) -> object:
         return kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
+
+
+def _field_pairs(value: object) -> tuple[tuple[str, str], ...]:
+    """The fields setting from a mapping (YAML), "title=headline,excerpt=dek" (environment) or pairs."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, tuple) and all(isinstance(p, tuple) for p in value):
+        value = dict(value)
+    elif not isinstance(value, (dict, list)):
+        raise ConfigError(f"setting fields={value!r}: give a mapping of article field: source field")
+    return FieldMap.parse(value).explicit
 
 
 def _validated(s: Settings) -> Settings:
@@ -141,4 +157,4 @@ def _read_yaml(path: Path) -> dict:
 
 def settings_table() -> list[tuple[str, object, str]]:
     """(name, default, help) for every setting, in declaration order."""
-    return [(f.name, f.default, SETTINGS[f.name]) for f in fields(Settings)]
+    return [(f.name, dict(f.default) if f.name == "fields" else f.default, SETTINGS[f.name]) for f in fields(Settings)]

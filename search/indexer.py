@@ -7,7 +7,6 @@ The new generation is built beside the live one and swapped in atomically.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import threading
 import time
@@ -16,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,9 +24,11 @@ from search.columns import Columns
 from search.config import Settings
 from search.errors import ArticleError, ConfigError, IndexCorrupt
 from search.keyword import KeywordIndex
-from search.loader import FileResult, Record, _read_limited, iter_article_files, load_file
+from search.loader import FileResult, Record
+from search.mapping import FieldMap
 from search.merge import merge_records
 from search.models import Article
+from search.scan import Scan, scan_sources
 from search.store import ArticleStore, EmbeddingCache
 from search.urls import article_id
 from search.vectors import VectorIndex
@@ -42,7 +44,12 @@ class IndexReport:
     files: int = 0
     files_changed: int = 0
     files_removed: int = 0
-    skipped: list[str] = field(default_factory=list)
+    files_unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)  # the first MAX_REPORTED sources or records skipped
+    skipped_count: int = 0
+    warnings: list[str] = field(default_factory=list)  # records indexed with something dropped or cut, empty dirs
+    warnings_count: int = 0
+    fields: dict[str, dict[str, int]] = field(default_factory=dict)  # article field -> {source field: records}
     added: int = 0
     updated: int = 0
     removed: int = 0
@@ -62,15 +69,6 @@ class IndexReport:
         out["seconds"] = round(self.seconds, 3)
         out["docs_per_second"] = round(self.docs_per_second, 1)
         return out
-
-
-@dataclass
-class _Scan:
-    changed: dict[str, FileResult] = field(default_factory=dict)  # source key -> parsed file
-    digests: dict[str, str] = field(default_factory=dict)
-    removed: set[str] = field(default_factory=set)
-    seen: int = 0
-    errors: list[ArticleError] = field(default_factory=list)
 
 
 class Indexer:
@@ -117,21 +115,26 @@ class Indexer:
         rebuild: bool = False,
         wait: float = 0.0,
         progress: Progress | None = None,
+        stdin: BinaryIO | None = None,
+        stdin_format: str = "",
     ) -> IndexReport:
-        """Add and update the articles under ``paths``; ``prune`` drops those whose file is gone."""
+        """Add and update the articles under ``paths`` ("-" reads ``stdin``); ``prune`` drops those whose file is gone.
+
+        ArticleError when ``strict`` and anything was skipped, or when nothing could be indexed
+        from an input that was not empty; an empty input builds nothing and says so in ``warnings``.
+        """
         started = time.perf_counter()
         report = IndexReport()
         with gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = None if rebuild else _live(self.root)
             t0 = time.perf_counter()
-            scan = self._scan([Path(p) for p in paths], live, prune, progress)
+            scan = self._scan(paths, live, prune, progress, stdin, stdin_format)
             report.stages["load"] = time.perf_counter() - t0
-            report.files, report.skipped = scan.seen, [str(e) for e in scan.errors]
-            if strict and scan.errors:
-                raise ArticleError(f"{len(scan.errors)} bad file(s), nothing written (--strict): {scan.errors[0]}")
-            if live is not None and not scan.changed and not scan.removed:
-                report.generation, report.articles = live.name, _count(live)
+            _report_scan(report, scan)
+            _check_usable(scan, strict)
+            if not scan.changed and not scan.removed:  # nothing to write
+                report.generation, report.articles = (live.name, _count(live)) if live is not None else ("", 0)
             else:
                 self._build(live, scan, report, progress)
         report.seconds = time.perf_counter() - started
@@ -153,7 +156,7 @@ class Indexer:
         with gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = None if rebuild else _live(self.root)
-            scan = _Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
+            scan = Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
             self._build(live, scan, report, progress)
         report.files = 1
         report.seconds = time.perf_counter() - started
@@ -166,50 +169,33 @@ class Indexer:
         with gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = gen.require_current(self.root)
-            self._build(live, _Scan(), report, None, delete_ids=set(ids))
+            self._build(live, Scan(), report, None, delete_ids=set(ids))
         report.seconds = time.perf_counter() - started
         return report
 
     # -- scanning ----------------------------------------------------------------------------
-    def _scan(self, roots: list[Path], live: Path | None, prune: bool, progress: Progress | None) -> _Scan:
+    def _scan(
+        self,
+        paths: Iterable[str | Path],
+        live: Path | None,
+        prune: bool,
+        progress: Progress | None,
+        stdin: BinaryIO | None,
+        stdin_format: str,
+    ) -> Scan:
         known: dict[str, str] = {}
         if live is not None:
             store = ArticleStore(live / gen.STORE_FILE, readonly=True)
             known = store.source_digests()
             store.close()
-        scan = _Scan()
-        files = list(iter_article_files(roots))
-        for n, path in enumerate(files, start=1):
-            key = str(path.resolve())
-            scan.seen += 1
-            if key != _utf8_name(key):  # SQLite cannot store it, and it cannot be printed
-                scan.errors.append(ArticleError("file name is not UTF-8 - rename the file", _utf8_name(key)))
-                continue
-            try:
-                data = _read_limited(path)
-            except ArticleError as exc:
-                scan.errors.append(exc)
-                continue
-            digest = _digest(data)
-            if known.get(key) != digest:
-                result = load_file(key, data)
-                if result.errors:
-                    scan.errors.extend(result.errors)
-                if result.records:  # a file that turned bad keeps its last good records
-                    scan.changed[key], scan.digests[key] = result, digest
-            if progress:
-                progress("load", n, len(files))
-        if prune:
-            present = {str(p.resolve()) for p in files}
-            prefixes = [str(r.resolve()) for r in roots]
-            scan.removed = {k for k in known if k not in present and any(_under(k, p) for p in prefixes)}
-        return scan
+        fmap = FieldMap(self.settings.fields)
+        return scan_sources(paths, known, fmap, prune=prune, stdin=stdin, stdin_format=stdin_format, progress=progress)
 
     # -- building ----------------------------------------------------------------------------
     def _build(
         self,
         live: Path | None,
-        scan: _Scan,
+        scan: Scan,
         report: IndexReport,
         progress: Progress | None,
         delete_ids: set[str] | None = None,
@@ -230,7 +216,7 @@ class Indexer:
         tmp: Path,
         name: str,
         live: Path | None,
-        scan: _Scan,
+        scan: Scan,
         report: IndexReport,
         progress: Progress | None,
         delete_ids: set[str],
@@ -262,7 +248,7 @@ class Indexer:
         keyword: KeywordIndex,
         vectors: VectorIndex,
         store: ArticleStore,
-        scan: _Scan,
+        scan: Scan,
         report: IndexReport,
         progress: Progress | None,
         delete_ids: set[str],
@@ -406,17 +392,21 @@ def _count(path: Path) -> int:
     return gen.read_manifest(path).articles
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+def _report_scan(report: IndexReport, scan: Scan) -> None:
+    report.files, report.files_unchanged = scan.seen, scan.unchanged
+    report.skipped, report.skipped_count = scan.errors.items, scan.errors.count
+    report.warnings, report.warnings_count = scan.warnings.items, scan.warnings.count
+    report.fields = scan.fields_report()
 
 
-def _utf8_name(name: str) -> str:
-    """A file name as UTF-8 text, undecodable bytes (surrogate escapes) replaced."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+def _check_usable(scan: Scan, strict: bool) -> None:
+    """ArticleError when --strict and anything was skipped, or when a non-empty input gave nothing to index."""
+    errors = scan.errors
+    if strict and errors.count:
+        raise ArticleError(f"{errors.count} bad file(s) or record(s), nothing written (--strict): {errors.items[0]}")
+    if errors.count and not scan.changed and not scan.removed and not scan.unchanged:
+        more = f" (and {errors.count - 1} more)" if errors.count > 1 else ""
+        raise ArticleError(f"nothing could be indexed, nothing written: {errors.items[0]}{more}")
 
 
 def _check_consistent(keyword: KeywordIndex, vectors: VectorIndex, store: ArticleStore) -> None:

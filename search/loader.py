@@ -1,28 +1,43 @@
-"""Read article files: Markdown with YAML front matter, and JSON Lines.
+"""Read article sources record by record.
 
-A file becomes a list of :class:`Record` (its main article and each related item) or an
-:class:`ArticleError` saying why it was skipped. Nothing here raises anything else.
+A source is a file (Markdown with YAML front matter, JSON Lines, JSON, CSV, RSS or Atom, any of
+them gzipped) or standard input; :mod:`search.sources` finds them. :class:`SourceReader` streams
+one source's :class:`Record` objects (its articles and each one's related items) and collects, as
+it goes, the records it skipped and why, the warnings (an unparseable date, a truncated title),
+which source field filled which article field, and the digest of the bytes read. Nothing here
+raises anything but ArticleError.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
+import gzip
+import hashlib
+import io
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
-import yaml
-
+from search.dates import parse_datetime as parse_datetime  # re-exported: the service parses --since with it
 from search.errors import ArticleError
+from search.formats import CHUNK, Item, format_of, front_matter, guess_format, read_items
+from search.mapping import ALIASES, FieldMap, resolve
+from search.sources import Source, open_regular, os_reason, source_for
+from search.sources import file_digest as file_digest  # re-exported with the other verbs a reader needs
+from search.sources import find_sources as find_sources
+from search.sources import iter_article_files as iter_article_files
 from search.urls import article_id, canonical_url
 
-MAX_FILE_BYTES = 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-ARTICLE_SUFFIXES = MARKDOWN_SUFFIXES + JSONL_SUFFIXES
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+STDIN_NAME = "<stdin>"
+STDIN_PREFIX = "<stdin "  # store keys of standard-input sources: "<stdin 2024-06-01T12:00:00.000001+00:00>"
+MAX_KEPT = 1_000  # errors and warnings a reader keeps (all are counted)
+RECORD_FIELDS = (
+    "title", "excerpt", "published", "provider", "provider_domain", "topics", "image", "quality", "authors",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,159 +45,215 @@ class Record:
     """One article as one source states it, before duplicates are merged."""
 
     url: str  # canonical
-    fields: dict  # title, excerpt, published, provider, provider_domain, topics, image, quality
+    fields: dict  # RECORD_FIELDS
     main: bool  # a main article (True) or someone's related item (False)
     source: str
     line: int = 0
     related: tuple[str, ...] = ()  # canonical URLs this record lists as related
 
 
+# -- reading one source ---------------------------------------------------------------------------
+class SourceReader:
+    """Streams the records of one source. Iterate it once; then the other attributes are final.
+
+    ``errors`` are records (or the whole source) skipped, ``warnings`` records indexed with
+    something dropped or cut (the first MAX_KEPT of each; ``error_count`` and ``warning_count``
+    count them all), ``filled`` counts (article field, source field) pairs, ``digest`` is the
+    hash of the bytes read (the indexer's change detection), ``count`` the records read.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        fmap: FieldMap | None = None,
+        *,
+        stdin: BinaryIO | None = None,
+        data: bytes | None = None,
+    ):
+        self.source = source
+        self.fmap = fmap or FieldMap()
+        self._stdin, self._data = stdin, data
+        self.name = STDIN_NAME if source.is_stdin else source.key or source.name  # what messages say
+        self.key = _stdin_key() if source.is_stdin else source.key or source.name  # what records say
+        self.errors: list[ArticleError] = []
+        self.warnings: list[ArticleError] = []
+        self.error_count = self.warning_count = 0
+        self.filled: Counter[tuple[str, str]] = Counter()
+        self.digest = ""
+        self.count = 0
+        self._format = source.format
+
+    def __iter__(self) -> Iterator[Record]:
+        if self.source.error is not None:
+            self._error(self.source.error)
+            return
+        stream = None
+        try:
+            stream = _HashedInput(self._open(), owned=not self.source.is_stdin)
+            self._format = self._format or self._guess(stream)
+            for item in read_items(self._format, stream.text, self.name):
+                if isinstance(item, ArticleError):
+                    self._error(item)
+                    continue
+                try:
+                    records = self._records(item)
+                except ArticleError as exc:
+                    self._error(exc)
+                    continue
+                self.count += len(records)
+                yield from records
+        except ArticleError as exc:
+            self._error(exc)
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            self._error(ArticleError(f"cannot read: {os_reason(exc)}", self.name))
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not end the run
+            self._error(ArticleError(f"unreadable ({type(exc).__name__}: {exc})", self.name))
+        finally:
+            if stream is not None:
+                self.digest = stream.finish()
+        if not self.count and not self.error_count:
+            self._error(ArticleError("file holds no articles", self.name))
+
+    def _error(self, exc: ArticleError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_KEPT:
+            self.errors.append(exc)
+
+    def _warn(self, warnings: list[ArticleError]) -> None:
+        self.warning_count += len(warnings)
+        self.warnings.extend(warnings[: MAX_KEPT - len(self.warnings)])
+
+    def _open(self) -> BinaryIO:
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        if self.source.is_stdin:
+            if self._stdin is None:
+                raise ArticleError("no standard input to read", STDIN_NAME)
+            return self._stdin
+        return open_regular(self.source.key or self.source.name)
+
+    def _guess(self, stream: _HashedInput) -> str:
+        head = stream.text.peek(64)[:64]
+        if not head.strip():
+            raise ArticleError("input is empty", self.name)
+        return guess_format(head)
+
+    def _records(self, item: Item) -> list[Record]:
+        fallbacks = dict(item.fallbacks)
+        if self._format == "markdown" and not self.source.is_stdin:
+            fallbacks.setdefault("url", (_file_url(self.name), "(file name)"))
+        built = build_records(item, self.key, self.fmap, fallbacks, self.name)
+        self._warn(built.warnings)
+        self.filled.update(built.filled)
+        return built.records
+
+
+class _Hashing(io.RawIOBase):
+    """A raw stream that hashes every byte read through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.hash = hashlib.blake2b(digest_size=16)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer) or 0
+        self.hash.update(memoryview(buffer)[:n])
+        return n
+
+
+class _HashedInput:
+    """A source's bytes, hashed as they are read; ``text`` is the decompressed stream when they are gzip."""
+
+    def __init__(self, raw: BinaryIO, owned: bool):
+        self.raw, self.owned, self._hashing = raw, owned, _Hashing(raw)
+        self.buffered = io.BufferedReader(self._hashing, CHUNK)
+        gz = self.buffered.peek(2)[:2] == b"\x1f\x8b"
+        self.text = io.BufferedReader(gzip.GzipFile(fileobj=self.buffered, mode="rb")) if gz else self.buffered
+
+    def finish(self) -> str:
+        """The digest of every byte of the source (the rest is read if parsing stopped early)."""
+        try:
+            while self.buffered.read(CHUNK):
+                pass
+        except OSError:
+            pass
+        finally:
+            if self.owned:
+                self.raw.close()
+        return self._hashing.hash.hexdigest()
+
+
+def _stdin_key() -> str:
+    return f"{STDIN_PREFIX}{datetime.now(UTC).isoformat(timespec='microseconds')}>"
+
+
+# -- records from one mapping ---------------------------------------------------------------------
 @dataclass
-class FileResult:
-    path: str
+class Built:
     records: list[Record] = field(default_factory=list)
-    errors: list[ArticleError] = field(default_factory=list)  # record-level or whole-file
-    digest: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+    warnings: list[ArticleError] = field(default_factory=list)
+    filled: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
-def iter_article_files(paths: list[str | Path]) -> Iterator[Path]:
-    """Article files under the given files and directories, sorted, without duplicates."""
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise ArticleError("no such file or directory", str(path))
-        found = [path] if path.is_file() else sorted(_walk(path))
-        for p in found:
-            if p.resolve() not in seen:
-                seen.add(p.resolve())
-                yield p
+def build_records(
+    item: Item, source: str, fmap: FieldMap, fallbacks: Mapping[str, tuple[object, str]] | None = None, name: str = ""
+) -> Built:
+    """The main record of one source record, followed by one record per related item."""
+    name = name or source
+    where = {"source": name, "line": (item.line or None) if not item.label else None}
+
+    def problem(message: str) -> ArticleError:
+        return ArticleError(f"{item.label}: {message}" if item.label else message, **where)
+
+    main = resolve(item.meta, fmap, fallbacks)
+    out = Built(warnings=[problem(note) for note in main.notes])
+    if not main.values["title"]:
+        raise problem(f"no title ({_looked_for('title', fmap)})")
+    url = main.values["url"]
+    if not url:
+        raise problem(f"no URL ({_looked_for('url', fmap)})")
+    canonical = _canonical(url)
+    if not canonical:
+        raise problem(f"invalid URL {url[:200]!r}")
+    related: dict[str, Record] = {}  # the first item per URL
+    for entry in main.values["related"]:
+        nested = resolve(entry, fmap, nested=True)
+        rel_url = _canonical(nested.values["url"]) if nested.values["title"] and nested.values["url"] else ""
+        if rel_url and rel_url != canonical and rel_url not in related:  # an article is not its own related item
+            out.warnings.extend(problem(f"related item: {note}") for note in nested.notes)
+            related[rel_url] = Record(rel_url, _fields(nested.values), False, source, item.line)
+    out.filled.update(main.filled.items())
+    out.records = [Record(canonical, _fields(main.values), True, source, item.line, tuple(related)), *related.values()]
+    return out
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.lower().endswith(ARTICLE_SUFFIXES) and not name.startswith("."):
-                yield Path(dirpath) / name
-
-
-def load_file(path: str | Path, data: bytes | None = None) -> FileResult:
-    """Parse one file. ``data`` may be passed when the caller already read the bytes."""
-    source = str(path)
-    result = FileResult(source)
-    try:
-        if data is None:
-            data = _read_limited(Path(path))
-        text = _decode(data, source)
-        if source.lower().endswith(JSONL_SUFFIXES):
-            _parse_jsonl(text, source, result)
-        else:
-            result.records.extend(parse_markdown(text, source))
-    except ArticleError as exc:
-        result.records.clear()
-        result.errors = [exc]
-    except Exception as exc:  # noqa: BLE001 - a parser bug must not end the run
-        result.records.clear()
-        result.errors = [ArticleError(f"unreadable ({type(exc).__name__}: {exc})", source)]
-    return result
-
-
-def _read_limited(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ArticleError(f"file is {size} bytes, over the 1 MiB limit", str(path))
-        return path.read_bytes()
-    except OSError as exc:
-        raise ArticleError(f"cannot read: {exc.strerror or exc}", str(path)) from None
-
-
-def _decode(data: bytes, source: str) -> str:
-    if len(data) > MAX_FILE_BYTES:
-        raise ArticleError(f"file is {len(data)} bytes, over the 1 MiB limit", source)
-    if not data.strip():
-        raise ArticleError("file is empty", source)
-    if b"\x00" in data:
-        raise ArticleError("binary file (contains NUL bytes)", source, data.count(b"\n", 0, data.index(b"\x00")) + 1)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ArticleError(f"not UTF-8 (byte 0x{data[exc.start]:02x})", source, line) from None
-    return text.lstrip("\ufeff")
+def records_from_mapping(meta: dict, source: str, line: int, fallback_url: str = "") -> list[Record]:
+    """The records of one article mapping read with the default aliases (warnings dropped)."""
+    fallbacks = {"url": (fallback_url, "(file name)")} if fallback_url else None
+    return build_records(Item(line, meta), source, FieldMap(), fallbacks).records
 
 
 def parse_markdown(text: str, source: str = "<text>") -> list[Record]:
     """Records of a Markdown file with YAML front matter between ``---`` lines."""
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "---":
-        raise ArticleError("no YAML front matter (the file must start with ---)", source, 1)
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
-    if end is None:
-        raise ArticleError("front matter is not closed with ---", source, len(lines))
-    try:
-        meta = yaml.load("\n".join(lines[1:end]), Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ArticleError(f"invalid YAML: {problem}", source, line) from None
-    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise assorted types on odd values and tags:
-        # a timestamp out of range (ValueError), "!!timestamp 0" (AttributeError), deep nesting (RecursionError)
-        raise ArticleError(f"invalid YAML value: {type(exc).__name__}: {exc}", source) from None
-    if not isinstance(meta, dict):
-        raise ArticleError("front matter is not a mapping of fields", source, 2)
-    body = "\n".join(lines[end + 1 :]).strip()
-    if body and not meta.get("excerpt"):
-        meta["excerpt"] = body.split("\n\n", 1)[0]
-    return records_from_mapping(meta, source, 0, fallback_url=_file_url(source))
+    meta, body = front_matter(text, source)
+    fallbacks: dict[str, tuple[object, str]] = {"url": (_file_url(source), "(file name)")}
+    if body:
+        fallbacks["excerpt"] = (body.split("\n\n", 1)[0], "(first paragraph)")
+    return build_records(Item(0, meta), source, FieldMap(), fallbacks).records
 
 
-def _parse_jsonl(text: str, source: str, result: FileResult) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            meta = json.loads(line)
-            if not isinstance(meta, dict):
-                raise ArticleError("line is not a JSON object", source, number)
-            result.records.extend(records_from_mapping(meta, source, number))
-        except json.JSONDecodeError as exc:
-            result.errors.append(ArticleError(f"invalid JSON: {exc.msg}", source, number))
-        except (ValueError, RecursionError) as exc:  # an integer over 4300 digits, nesting too deep
-            result.errors.append(ArticleError(f"invalid JSON: {type(exc).__name__}: {exc}", source, number))
-        except ArticleError as exc:
-            result.errors.append(exc)
-    if not result.records and not result.errors:
-        raise ArticleError("file holds no articles", source)
+def _fields(values: dict) -> dict:
+    return {name: values[name] for name in RECORD_FIELDS}
 
 
-def records_from_mapping(meta: dict, source: str, line: int, fallback_url: str = "") -> list[Record]:
-    """The main record of one article mapping, followed by one record per related item."""
-    title = _text(meta.get("title"))
-    if not title:
-        raise ArticleError("no title", source, line or None)
-    url = _first_url(meta) or fallback_url
-    if not url:
-        raise ArticleError("no webUrl or originalUrl", source, line or None)
-    canonical = _canonical(url)
-    if not canonical:
-        raise ArticleError(f"invalid URL {url[:200]!r}", source, line or None)
-    related: list[Record] = []
-    entries = meta.get("related") or []
-    if isinstance(entries, list):
-        for entry in entries:
-            if isinstance(entry, dict) and _text(entry.get("title")) and _first_url(entry):
-                rel_url = _canonical(_first_url(entry))
-                if rel_url and rel_url != canonical:  # an article is not its own related item
-                    related.append(Record(rel_url, _fields(entry), False, source, line))
-    main = Record(canonical, _fields(meta), True, source, line, tuple(dict.fromkeys(r.url for r in related)))
-    return [main, *related]
+def _looked_for(target: str, fmap: FieldMap) -> str:
+    sources = fmap.sources(target)
+    if sources != ALIASES[target]:
+        return f"mapped from {sources[0]!r}, which is missing or empty" if sources else "its mapping is empty"
+    return f"looked for {', '.join(sources)}; name the source field with --field {target}=NAME"
 
 
 def _canonical(url: str) -> str:
@@ -195,91 +266,28 @@ def _canonical(url: str) -> str:
     return canonical
 
 
-def _fields(meta: dict) -> dict:
-    provider = meta.get("provider")
-    if isinstance(provider, dict):
-        provider_name, domain = _text(provider.get("name")), _text(provider.get("domain"))
-    else:
-        provider_name, domain = _text(provider), ""
-    return {
-        "title": _text(meta.get("title")),
-        "excerpt": _text(meta.get("excerpt")),
-        "published": parse_datetime(meta.get("publishedDateTime") or meta.get("published_date")),
-        "provider": provider_name,
-        "provider_domain": domain,
-        "topics": _topics(meta.get("topics")),
-        "image": _first_image(meta.get("images")),
-        "quality": _int(meta.get("quality")),
-    }
-
-
-def _text(value: object) -> str:
-    if value is None or isinstance(value, (dict, list)):
-        return ""
-    try:
-        return _utf8(" ".join(str(value).split()))
-    except ValueError:  # an integer over 4300 digits has no str()
-        return ""
-
-
-def _utf8(text: str) -> str:
-    """``text`` with lone surrogates (a JSON escape such as "\\ud800") replaced: they cannot be stored."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def _first_url(meta: dict) -> str:
-    for key in ("webUrl", "originalUrl", "url"):
-        value = meta.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return ""
-
-
 def _file_url(source: str) -> str:
-    return "file:///" + Path(source).name if source != "<text>" else ""
+    return "file:///" + Path(source).name if source not in ("<text>", STDIN_NAME) else ""
 
 
-def _topics(value: object) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else [value] if value else []
-    return tuple(dict.fromkeys(t for t in (_text(v) for v in items) if t))
+# -- whole files, for callers that want them at once ------------------------------------------------
+@dataclass
+class FileResult:
+    path: str
+    records: list[Record] = field(default_factory=list)
+    errors: list[ArticleError] = field(default_factory=list)  # records skipped, or the whole file
+    warnings: list[ArticleError] = field(default_factory=list)
+    digest: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
 
 
-def _first_image(value: object) -> str:
-    for item in value if isinstance(value, list) else []:
-        url = item.get("url") if isinstance(item, dict) else item
-        if isinstance(url, str) and url.strip():
-            return _utf8(url.strip())
-    return ""
-
-
-def _int(value: object) -> int | None:
-    try:
-        number = int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
-        return None
-    return number if number is None or -(2**63) <= number < 2**63 else None  # SQLite's and JSON's range
-
-
-def parse_datetime(value: object) -> datetime | None:
-    """A timezone-aware UTC datetime from YAML's datetime/date or an ISO-8601 string."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str) and value.strip():
-        try:
-            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    try:
-        return dt.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        return None
+def load_file(path: str | Path, data: bytes | None = None, fmap: FieldMap | None = None) -> FileResult:
+    """Every record of one file at once. ``data`` may be passed when the caller already read the bytes."""
+    name = str(path)
+    source = Source(name, name, format_of(Path(name).name)) if data is not None else source_for(Path(name))
+    reader = SourceReader(source, fmap, data=data)
+    records = list(reader)
+    return FileResult(reader.name, records, reader.errors, reader.warnings, reader.digest)

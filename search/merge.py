@@ -15,7 +15,7 @@ from search.loader import Record
 from search.models import Article
 from search.urls import article_id
 
-_FIELDS = ("title", "excerpt", "published", "provider", "provider_domain", "topics", "image", "quality")
+_FIELDS = ("title", "excerpt", "published", "provider", "provider_domain", "topics", "image", "quality", "authors")
 
 
 def _priority(record: Record) -> tuple[bool, str, int]:
@@ -51,6 +51,7 @@ def merge_group(url: str, group: list[Record]) -> Article:
         topics=tuple(merged["topics"] or ()),
         image=merged["image"] or "",
         quality=merged["quality"],
+        authors=tuple(merged["authors"] or ()),
         related=tuple(article_id(u) for u in related_urls),
         is_stub=not any(r.main for r in ordered),
     )

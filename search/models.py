@@ -23,6 +23,7 @@ class Article:
     topics: tuple[str, ...] = ()
     image: str = ""
     quality: int | None = None
+    authors: tuple[str, ...] = ()
     related: tuple[str, ...] = ()  # ids of the articles the publisher listed as related
     is_stub: bool = False  # known only as someone's related item, never as a main article
 
@@ -54,6 +55,7 @@ class Article:
             "topics": list(self.topics),
             "image": self.image,
             "quality": self.quality,
+            "authors": list(self.authors),
             "related": list(self.related),
             "is_stub": self.is_stub,
         }
@@ -72,6 +74,7 @@ class Article:
             topics=tuple(d.get("topics") or ()),
             image=d.get("image") or "",
             quality=d.get("quality"),
+            authors=tuple(d.get("authors") or ()),
             related=tuple(d.get("related") or ()),
             is_stub=bool(d.get("is_stub")),
         )

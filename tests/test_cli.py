@@ -43,7 +43,8 @@ def test_help_lists_commands(cli):
 def test_index_prints_a_summary(cli):
     result = cli("index", SEEDS)
     assert result.exit_code == 0
-    assert "Indexed" in result.output and "docs/s" in result.output and "Skipped 0 bad file(s)." in result.output
+    assert "Indexed" in result.output and "docs/s" in result.output
+    assert "Skipped 0 bad file(s) or record(s)." in result.output
 
 
 def test_index_reports_bad_files_and_strict_fails(cli, tmp_path):
@@ -52,7 +53,8 @@ def test_index_reports_bad_files_and_strict_fails(cli, tmp_path):
     (bad / "ok.md").write_text('---\ntitle: Fine\nwebUrl: "https://x.org/ok"\n---\n')
     (bad / "bad.md").write_text("---\ntitle: [broken\n---\n")
     result = cli("index", bad)
-    assert result.exit_code == 0 and "Skipped 1 bad file(s):" in result.output and "bad.md" in result.output
+    assert result.exit_code == 0 and "bad.md" in result.output
+    assert "Skipped 1 bad file(s) or record(s):" in result.output
     strict = cli("index", bad, "--strict", "--rebuild")
     assert strict.exit_code == 1 and "Error:" in strict.output and "Traceback" not in strict.output
 
@@ -136,3 +138,71 @@ def test_query_says_no_results_and_suggests_and_notes_corrections(indexed):
     corrected = indexed("query", "export contrlos")
     assert "Including results for 'controls' (you typed 'contrlos')." in corrected.output
     assert IBM_TITLE in corrected.output
+
+
+# -- indexing exports: formats, field mapping, standard input, exit status ---------------------------------
+EXPORTS = SEEDS.parent / "tests" / "data" / "exports"
+
+
+def test_index_says_which_source_field_filled_which_article_field(cli):
+    result = cli("index", EXPORTS / "news.jsonl")
+    assert result.exit_code == 0, result.output
+    assert "Indexed 5 new" in result.output
+    assert "title <- headline (5)" in result.output and "published <- date (5)" in result.output
+    assert "authors <- authors (4)" in result.output and "topics <- category (5)" in result.output
+    data = json.loads(cli("index", EXPORTS / "news.csv", "--json").output)
+    assert data["fields"]["excerpt"] == {"short_description": 5} and data["articles"] == 5
+
+
+def test_field_option_and_fields_section_in_search_yaml(cli, tmp_path):
+    source = tmp_path / "custom.jsonl"
+    source.write_text(json.dumps({"hed": "Custom names", "meta": {"href": "https://x.org/c"}, "dek": "The dek."}))
+    (tmp_path / "search.yaml").write_text("fields:\n  title: hed\n  url: meta.href\n")
+    result = cli("index", source, "--field", "excerpt=dek", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["fields"] == {"title": {"hed": 1}, "url": {"meta.href": 1}, "excerpt": {"dek": 1}}
+    show = json.loads(cli("show", article_id("https://x.org/c"), "--json").output)
+    assert (show["title"], show["excerpt"]) == ("Custom names", "The dek.")
+
+
+def test_bad_field_option_is_one_line(cli):
+    result = cli("index", EXPORTS / "news.jsonl", "--field", "headline")
+    assert result.exit_code == 1 and "ARTICLE_FIELD=SOURCE_FIELD" in result.output and "Traceback" not in result.output
+    result = cli("index", EXPORTS / "news.jsonl", "--field", "titel=headline")
+    assert result.exit_code == 1 and "not an article field" in result.output
+
+
+def test_index_reads_standard_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_INDEX_DIR", str(tmp_path / "ix"))
+    monkeypatch.setenv("SEARCH_INDEX_EMBEDDER", "hash")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    feed = (EXPORTS / "news.rss").read_bytes()
+    result = runner.invoke(main, ["index", "-", "--json"], input=feed)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["articles"] == 5
+    csv_rows = b"headline,link\nPiped,https://x.org/piped\n"
+    result = runner.invoke(main, ["index", "-", "--format", "csv"], input=csv_rows)
+    assert result.exit_code == 0 and "Indexed 1 new" in result.output and "(6 articles" in result.output
+
+
+def test_nothing_indexable_exits_non_zero_and_says_why(cli, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"headline": "no link here"}\n')
+    result = cli("index", bad)
+    assert result.exit_code == 1 and "nothing could be indexed" in result.output and "no URL" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_an_empty_folder_warns(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("index", tmp_path / "empty")
+    assert result.exit_code == 0 and "Nothing indexed" in result.output and "no article files" in result.output
+
+
+def test_index_lists_warnings_with_file_and_line(cli, tmp_path):
+    table = tmp_path / "dates.csv"
+    table.write_text("headline,link,date\nGood,https://x.org/g,2023-01-02\nOdd,https://x.org/o,31/02/2023\n")
+    result = cli("index", table)
+    assert result.exit_code == 0 and "Indexed 2 new" in result.output
+    assert "1 warning(s):" in result.output and f"{table}:3: date '31/02/2023' is not a date" in result.output

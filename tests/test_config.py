@@ -38,3 +38,19 @@ def test_bad_values_are_refused(bad):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "absent.yaml")
+
+
+def test_fields_section_from_file_and_environment(tmp_path, monkeypatch):
+    config = tmp_path / "search.yaml"
+    config.write_text("fields:\n  title: hed\n  author: meta.byline\n")
+    assert dict(load_settings(config).fields) == {"title": "hed", "authors": "meta.byline"}
+    monkeypatch.setenv("SEARCH_FIELDS", "title=headline, url=link")
+    assert dict(load_settings(config).fields) == {"title": "headline", "url": "link"}
+
+
+@pytest.mark.parametrize("bad", ["fields: [title]\n", "fields:\n  titel: hed\n", "fields: 5\n"])
+def test_bad_fields_section_is_refused(tmp_path, bad):
+    config = tmp_path / "search.yaml"
+    config.write_text(bad)
+    with pytest.raises(ConfigError):
+        load_settings(config)

@@ -1,6 +1,9 @@
 """The writer: consistency, incremental updates, the atomic swap and crash leftovers."""
 
+import gzip
+import io
 import json
+import os
 
 import pytest
 
@@ -203,3 +206,84 @@ def test_large_vector_index_is_compressed_and_deletions_stay_real(tmp_path, arti
     top = svc.search("machine learning model to triage chest X-rays", mode="semantic").hits
     assert top and victim not in {h.article.id for h in top}
     svc.close()
+
+
+# -- inputs other than a folder of Markdown (issues 11 and 12) ------------------------------------------
+
+
+def test_an_empty_folder_warns_and_writes_no_generation(tmp_path, embedder):
+    settings = fake_settings(tmp_path / "ix")
+    (tmp_path / "in").mkdir()
+    report = Indexer(settings, embedder).index([tmp_path / "in"])
+    assert report.generation == "" and report.articles == 0 and report.files == 0
+    assert report.warnings_count == 1 and "no article files" in report.warnings[0]
+    assert gen.current_name(settings.index_path) is None
+
+
+def test_an_empty_folder_does_not_replace_a_live_index_on_rebuild(tmp_path, article_dir, embedder):
+    settings = fake_settings(tmp_path / "ix")
+    before = Indexer(settings, embedder).index([article_dir])
+    (tmp_path / "in").mkdir()
+    report = Indexer(settings, embedder).index([tmp_path / "in"], rebuild=True)
+    assert report.generation == "" and gen.current_name(settings.index_path) == before.generation
+
+
+def test_nothing_indexable_from_a_non_empty_input_is_an_error(tmp_path, embedder):
+    settings = fake_settings(tmp_path / "ix")
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"headline": "no link"}\n{"broken\n')
+    with pytest.raises(ArticleError, match=r"nothing could be indexed.*no URL.*\(and 1 more\)"):
+        Indexer(settings, embedder).index([feed])
+    assert gen.current_name(settings.index_path) is None
+
+
+def test_bad_sources_among_good_ones_are_reported_and_the_rest_indexed(tmp_path, article_dir, embedder):
+    (article_dir / "loop.md").symlink_to(article_dir / "loop.md")
+    os.mkfifo(article_dir / "pipe.md")
+    settings = fake_settings(tmp_path / "ix")
+    report = Indexer(settings, embedder).index([article_dir])
+    assert report.skipped_count == 2 and report.articles > 0
+    assert any("symbolic link loop" in s for s in report.skipped) and any("FIFO" in s for s in report.skipped)
+    assert_consistent(settings)
+
+
+def test_field_mapping_from_settings_and_the_report_of_fields(tmp_path, embedder):
+    feed = tmp_path / "feed.jsonl"
+    rows = [
+        {"hed": "Mapped title", "permalink": "https://x.org/1", "when": "Fri, 23 Sep 2022 10:00:00 GMT"},
+        {"hed": "Second", "permalink": "https://x.org/2", "when": "soon"},
+    ]
+    feed.write_text("\n".join(json.dumps(r) for r in rows))
+    settings = fake_settings(tmp_path / "ix", fields={"title": "hed", "published": "when"})
+    report = Indexer(settings, embedder).index([feed])
+    assert report.articles == 2
+    assert report.fields == {"title": {"hed": 2}, "url": {"permalink": 2}, "published": {"when": 1}}
+    assert report.warnings_count == 1 and f"{feed}:2: when 'soon' is not a date" in report.warnings[0]
+    svc = SearchService(settings, embedder)
+    assert svc.get(article_id("https://x.org/1")).published.isoformat() == "2022-09-23T10:00:00+00:00"
+    svc.close()
+
+
+def test_standard_input_adds_up_and_the_same_stream_twice_is_unchanged(tmp_path, embedder):
+    settings = fake_settings(tmp_path / "ix")
+    first = b'{"title": "One", "url": "https://x.org/1"}\n'
+    second = b'{"title": "Two", "url": "https://x.org/2"}\n'
+    report = Indexer(settings, embedder).index(["-"], stdin=io.BytesIO(first))
+    assert report.articles == 1
+    again = Indexer(settings, embedder).index(["-"], stdin=io.BytesIO(first))
+    assert again.generation == report.generation and again.files_unchanged == 1
+    more = Indexer(settings, embedder).index(["-"], stdin=io.BytesIO(second))
+    assert more.articles == 2 and more.added == 1
+
+
+def test_csv_and_gzip_files_are_updated_incrementally(tmp_path, embedder):
+    settings = fake_settings(tmp_path / "ix")
+    table = tmp_path / "news.csv.gz"
+    table.write_bytes(gzip.compress(b"headline,link,category\nOne,https://x.org/1,A\nTwo,https://x.org/2,B\n"))
+    first = Indexer(settings, embedder).index([tmp_path])
+    assert first.articles == 2 and first.fields["topics"] == {"category": 2}
+    same = Indexer(settings, embedder).index([tmp_path])
+    assert same.generation == first.generation and same.files_unchanged == 1 and same.fields == {}
+    table.write_bytes(gzip.compress(b"headline,link,category\nOne again,https://x.org/1,A\nTwo,https://x.org/2,B\n"))
+    changed = Indexer(settings, embedder).index([tmp_path])
+    assert (changed.added, changed.updated, changed.embedded) == (0, 1, 1)

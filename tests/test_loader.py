@@ -1,9 +1,13 @@
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from conftest import CORPUS, SEEDS, shared_or_skip
-from search.loader import iter_article_files, load_file, parse_datetime, parse_markdown
+from search.errors import ArticleError
+from search.loader import find_sources, iter_article_files, load_file, open_regular, parse_datetime, parse_markdown
+from search.mapping import MAX_RELATED, MAX_TITLE_CHARS
 from search.merge import merge_records
 from search.urls import article_id
 
@@ -160,3 +164,84 @@ def test_real_corpus_loads_with_exactly_one_bad_file():
     assert any('"' in t for t in titles)  # escaped quotes survived
     assert any(not t.isascii() for t in titles)  # non-ASCII text survived
     assert all(a.published is None or a.published.tzinfo is not None for a in articles.values())
+
+
+# -- sources that are not plain files (issue 12) ----------------------------------------------------
+def good_article(tmp_path, name="good.md", url="https://x.org/good"):
+    return write(tmp_path, name, FRONT.format(body=f'title: Good\nwebUrl: "{url}"'))
+
+
+def test_symlink_loops_are_reported_and_the_rest_is_found(tmp_path):
+    good_article(tmp_path)
+    (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
+    (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
+    (tmp_path / "self.md").symlink_to(tmp_path / "self.md")
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    inputs = find_sources([tmp_path])
+    bad = {Path(s.name).name: s.error.reason for s in inputs.sources if s.error}
+    assert bad == {
+        "a.md": "cannot read: symbolic link loop",
+        "b.md": "cannot read: symbolic link loop",
+        "self.md": "cannot read: symbolic link loop",
+        "dangling.md": "cannot read: broken symbolic link",
+    }
+    assert [p.name for p in iter_article_files([tmp_path])] == ["good.md"]
+    assert "symbolic link loop" in str(load_file(tmp_path / "self.md").errors[0])
+
+
+def test_a_symlink_loop_named_on_the_command_line_is_reported(tmp_path):
+    (tmp_path / "self.md").symlink_to(tmp_path / "self.md")
+    (source,) = find_sources([tmp_path / "self.md"]).sources
+    assert source.error is not None and "symbolic link loop" in str(source.error)
+
+
+def test_a_fifo_is_reported_without_blocking(tmp_path):
+    good_article(tmp_path)
+    os.mkfifo(tmp_path / "pipe.md")
+    (tmp_path / "dir.md").mkdir()  # a directory with an article suffix is walked into, not read
+    sources = find_sources([tmp_path]).sources
+    pipe = next(s for s in sources if s.name.endswith("pipe.md"))
+    assert pipe.error is not None and "not a regular file (a FIFO)" in str(pipe.error)
+    assert not load_file(tmp_path / "pipe.md").records  # returns at once: nothing opens the FIFO for reading
+    with pytest.raises(ArticleError, match="not a regular file"):
+        open_regular(tmp_path / "pipe.md")  # even when asked directly, it does not block
+
+
+def test_a_directory_without_article_files_is_reported_as_empty(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    write(tmp_path / "other", "notes.tsv", "x")
+    inputs = find_sources([tmp_path / "empty", tmp_path / "other"])
+    assert inputs.sources == [] and inputs.empty == [str(tmp_path / "empty"), str(tmp_path / "other")]
+
+
+# -- stored sizes are capped at load (issue 12) -------------------------------------------------------
+def test_a_huge_title_is_truncated_with_a_warning(tmp_path):
+    path = write(tmp_path, "big.md", FRONT.format(body=f'title: "{"word " * 180_000}"\nwebUrl: "https://x.org/big"'))
+    assert path.stat().st_size > 900_000
+    result = load_file(path)
+    assert result.ok and len(result.records[0].fields["title"]) == MAX_TITLE_CHARS
+    assert len(result.warnings) == 1 and "title truncated: 899,999 characters" in str(result.warnings[0])
+
+
+def test_twenty_thousand_related_items_are_capped(tmp_path):
+    items = "".join(f'  - {{title: R{i}, webUrl: "https://x.org/{i}"}}\n' for i in range(20_000))
+    path = write(
+        tmp_path, "many.md", FRONT.format(body=f'title: Host\nwebUrl: "https://x.org/host"\nrelated:\n{items}')
+    )
+    result = load_file(path)
+    main, *related = result.records
+    assert len(related) == MAX_RELATED and len(main.related) == MAX_RELATED
+    assert "related: 20,000 items, the first 100 are kept" in str(result.warnings[0])
+
+
+def test_a_yaml_alias_bomb_in_related_is_capped(tmp_path):
+    aliases = ", ".join(["*r"] * 100_000)
+    related = f'[&r {{title: Same, webUrl: "https://x.org/r"}}, {aliases}]'
+    body = f'title: Host\nwebUrl: "https://x.org/host"\nrelated: {related}'
+    path = write(tmp_path, "bomb.md", FRONT.format(body=body))
+    assert path.stat().st_size < 1024 * 1024
+    result = load_file(path)
+    assert len(result.records) == 2  # the host and its one distinct related item
+    assert "related: 100,001 items, the first 100 are kept" in str(result.warnings[0])
+    assert len(merge_records(result.records)) == 2

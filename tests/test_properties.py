@@ -10,6 +10,7 @@ Each property counts the examples it tried; run with ``-s`` to see them.
 
 from __future__ import annotations
 
+import gzip
 import json
 import string
 import time
@@ -221,7 +222,9 @@ PY_VALUES = st.recursive(
 
 
 # -- loader properties --------------------------------------------------------------------------
-SUFFIXES = st.sampled_from([*MARKDOWN_SUFFIXES, ".jsonl", ".ndjson", ".MD", ".JSONL"])
+SUFFIXES = st.sampled_from(
+    [*MARKDOWN_SUFFIXES, ".jsonl", ".ndjson", ".MD", ".JSONL", ".json", ".csv", ".rss", ".atom", ".jsonl.gz", ""]
+)
 
 
 def test_load_file_never_raises_on_any_bytes(record_property):
@@ -275,6 +278,29 @@ def test_jsonl_streams_never_raise(record_property):
         assert_usable(result.records)
 
     run_property("JSON Lines", prop, record_property)
+
+
+def test_json_arrays_csv_tables_and_feeds_never_raise(record_property):
+    """The same hostile records as a JSON array, CSV rows under a header, or RSS items (maybe gzipped)."""
+
+    @settings(CHECKS, max_examples=300)
+    @given(data=jsonl_documents(), kind=st.sampled_from(["json", "csv", "rss"]), packed=st.booleans())
+    def prop(data: bytes, kind: str, packed: bool) -> None:
+        tried("JSON array, CSV, RSS")
+        lines = data.split(b"\n")
+        blob = {
+            "json": b"[" + b",\n".join(lines) + b"]",
+            "csv": b"title,url,date,category,authors\n" + data,
+            "rss": b'<rss version="2.0"><channel><title>t</title>'
+            + b"".join(b"<item><title>" + line + b"</title><link>https://x.org/a</link></item>" for line in lines)
+            + b"</channel></rss>",
+        }[kind]
+        result = load_file(f"export.{kind}" + (".gz" if packed else ""), gzip.compress(blob) if packed else blob)
+        assert all(isinstance(e, ArticleError) for e in result.errors)
+        assert result.records or result.errors
+        assert_usable(result.records)
+
+    run_property("JSON array, CSV, RSS", prop, record_property)
 
 
 def test_records_from_mapping_raises_only_article_error(record_property):

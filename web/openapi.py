@@ -56,6 +56,7 @@ ARTICLE = {
     "topics": STRINGS,
     "image": STR,
     "quality": NULL_INT,
+    "authors": STRINGS,
     "related": {"type": "array", "items": ARTICLE_ID, "description": "Ids of the publisher-listed related items."},
     "is_stub": {"type": "boolean", "description": "Known only as another article's related item."},
 }
