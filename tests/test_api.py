@@ -162,6 +162,28 @@ def test_lookup_errors(client, url: str, status: int, kind: str) -> None:
     assert_error(get_json(client, url, status), status, kind)
 
 
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("/api/search?q=x&limt=3", "'limt'"),
+        ("/api/search?q=x&limit=3&page=2&Mode=keyword", "'Mode', 'page'"),
+        (f"/api/articles/{IBM_ID}?limit=3", "'limit'"),
+        (f"/api/articles/{IBM_ID}/related?limt=3", "'limt'"),
+        ("/api/health?verbose=1", "'verbose'"),
+        ("/api/stats?x=", "'x'"),
+    ],
+)
+def test_unknown_parameters_are_named_in_a_400(client, url: str, named: str) -> None:
+    body = get_json(client, url, 400)
+    assert_error(body, 400, "invalid_query")
+    assert named in body["error"]["message"]
+
+
+def test_unknown_body_fields_are_named_in_a_400(client) -> None:
+    response = client.post("/api/related", json={"text": "robots", "limt": 3})
+    assert response.status_code == 400 and "'limt'" in response.get_json()["error"]["message"]
+
+
 def test_wrong_method_is_405_with_allow(client) -> None:
     for method, url in (("post", "/api/search?q=x"), ("get", "/api/related"), ("delete", f"/api/articles/{IBM_ID}")):
         response = getattr(client, method)(url)
@@ -185,6 +207,13 @@ def test_wrong_method_is_405_with_allow(client) -> None:
         ({"json": {"text": "x", "limit": True}}, 400, "invalid_query"),
         ({"json": {"text": "x", "limit": 0}}, 400, "invalid_query"),
         ({"json": {"text": "a" * 1001}}, 400, "invalid_query"),
+        ({"json": {"text": "x", "limt": 3}}, 400, "invalid_query"),
+        ({"data": "[" * 1500 + "]" * 1500, "content_type": "application/json"}, 400, "invalid_query"),
+        (
+            {"data": '{"text": "x", "extra": ' + "[" * 1500 + "]" * 1500 + "}", "content_type": "application/json"},
+            400,
+            "invalid_query",
+        ),
         (
             {"data": json.dumps({"text": "a" * 70_000}), "content_type": "application/json"},
             413,

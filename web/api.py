@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
-from web.inputs import DEFAULT_LIMIT, checked_id, get_service, int_arg, related_body, search_kwargs
+from web.inputs import (
+    DEFAULT_LIMIT,
+    SEARCH_PARAMS,
+    checked_id,
+    get_service,
+    int_arg,
+    known_args,
+    related_body,
+    search_kwargs,
+)
 from web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -12,11 +21,12 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.get("/search")
 def search() -> dict:
-    return get_service().search(**search_kwargs(request.args)).to_dict()
+    return get_service().search(**search_kwargs(known_args(SEARCH_PARAMS))).to_dict()
 
 
 @bp.get("/articles/<article_id>")
 def article(article_id: str) -> dict:
+    known_args(())
     service = get_service()
     found = service.get(checked_id(article_id))
     listed = service.get_many(list(found.related))
@@ -25,26 +35,30 @@ def article(article_id: str) -> dict:
 
 @bp.get("/articles/<article_id>/related")
 def related(article_id: str) -> dict:
-    limit = int_arg(request.args, "limit", DEFAULT_LIMIT)
+    limit = int_arg(known_args(("limit",)), "limit", DEFAULT_LIMIT)
     return get_service().related(checked_id(article_id), limit=limit).to_dict()
 
 
 @bp.post("/related")
 def related_text() -> dict:
+    known_args(())
     text, limit = related_body()
     return get_service().related_text(text, limit=limit).to_dict()
 
 
 @bp.get("/health")
 def health() -> dict:
+    known_args(())
     return get_service().health()
 
 
 @bp.get("/stats")
 def stats() -> dict:
+    known_args(())
     return get_service().stats()
 
 
 @bp.get("/openapi.json")
 def openapi() -> dict:
+    known_args(())
     return openapi_document()

@@ -17,7 +17,8 @@ DESCRIPTION = f"""Keyword, semantic and hybrid search over news articles, and "m
 Every error has the body `{{"error": {{"status", "type", "message"}}}}`. A malformed article id in
 a path is answered like an unknown one: 404 `not_found`. Limits: `limit` 1..{MAX_LIMIT},
 `offset` 0..{MAX_OFFSET}, query text at most {MAX_QUERY_CHARS} characters. A query parameter
-given empty (`sort=`) counts as absent, as HTML forms send them."""
+given empty (`sort=`) counts as absent, as HTML forms send them. An unknown query parameter or
+body field (a typo such as `limt=3`) is a 400 `invalid_query` that names it."""
 
 
 def _ref(name: str) -> dict:
@@ -146,7 +147,8 @@ def _json(schema_name: str, description: str) -> dict:
 
 def _responses(ok: str, *errors: str) -> dict:
     out = {"200": _json(ok, "OK")}
-    out.update({code: {"$ref": f"#/components/responses/E{code}"} for code in (*errors, "405", "500", "503")})
+    codes = sorted({"400", *errors, "405", "500", "503"})  # 400: every operation refuses unknown parameters
+    out.update({code: {"$ref": f"#/components/responses/E{code}"} for code in codes})
     return out
 
 
@@ -228,7 +230,8 @@ PATHS = {
                 "200": {
                     "description": "OpenAPI 3.0 document",
                     "content": {"application/json": {"schema": {"type": "object"}}},
-                }
+                },
+                "400": {"$ref": "#/components/responses/E400"},
             },
         }
     },
