@@ -188,11 +188,11 @@ def related(article_id, limit, index_dir, config_file, as_json):
 def show(article_id, index_dir, config_file, as_json):
     """Show one stored article and the related items its publisher listed."""
     with _service(config_file, index_dir) as service:
-        article = service.get(article_id)
-        listed = service.get_many(list(article.related))
+        detail = service.detail(article_id)
     if as_json:
-        _print_json(dict(article.to_dict(), related_articles=[a.to_dict() for a in listed]))
+        _print_json(detail.to_dict())
         return
+    article, listed = detail.article, detail.listed
     click.echo(article.title)
     click.echo(f"{article.provider} · {_date(article.published)} · {article.url}")
     if article.topics:
@@ -203,6 +203,8 @@ def show(article_id, index_dir, config_file, as_json):
         click.echo("\nListed as related by the publisher:")
         for a in listed:
             click.echo(f"  - {a.title} [{a.id}]")
+    if detail.listed_omitted:
+        click.echo(f"  ... and {detail.listed_omitted} more (not shown)")
 
 
 @main.command()

@@ -21,7 +21,7 @@ from search.config import MODES, Settings
 from search.errors import ConfigError, InvalidQuery, NotFound
 from search.keyword import KeywordIndex, filter_query
 from search.loader import parse_datetime
-from search.models import Article, Hit, Results
+from search.models import Article, ArticleDetail, Hit, Results
 from search.store import ArticleStore
 from search.urls import is_valid_id
 from search.vectors import VectorIndex
@@ -29,6 +29,7 @@ from search.vectors import VectorIndex
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
+MAX_LISTED = 100  # publisher-listed related items in one article response
 SORTS = ("relevance", "newest")
 
 
@@ -356,6 +357,16 @@ class SearchService:
             bytes_on_disk=size,
         )
         return out
+
+    # -- for the shells (added by the hardening work; no query logic) ----------------------------
+    def detail(self, article_id: str, listed_limit: int = MAX_LISTED) -> ArticleDetail:
+        """An article and its first ``listed_limit`` publisher-listed related items that are stored."""
+        with self._acquire() as view:
+            article = self._get(view, article_id)
+            wanted = list(article.related[:listed_limit])
+            found = view.store.get_many(wanted)
+        listed = tuple(found[i] for i in wanted if i in found)
+        return ArticleDetail(article, listed, max(0, len(article.related) - listed_limit))
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -93,11 +93,11 @@ def test_search_filters_pass_through(client, web_service) -> None:
     assert body["filters"]["provider"] == "Reuters" and body["filters"]["topic"] == "AI"
 
 
-def test_article_is_the_show_json(client, web_service) -> None:
+def test_article_has_its_listed_related_items(client, web_service) -> None:
     body = get_json(client, f"/api/articles/{IBM_ID}")
     article = web_service.get(IBM_ID)
     listed = web_service.get_many(list(article.related))
-    assert body == dict(article.to_dict(), related_articles=[a.to_dict() for a in listed])
+    assert body == dict(article.to_dict(), related_articles=[a.to_dict() for a in listed], related_omitted=0)
     assert len(body["related_articles"]) == 4
 
 
@@ -300,3 +300,61 @@ def test_related_text_never_500s(web_app, body) -> None:
     with web_app.test_client() as client:
         response = client.post("/api/related", data=body, content_type="application/json")
         assert response.status_code in (200, 400), response.get_data(as_text=True)[:300]
+
+
+# -- bounded responses ------------------------------------------------------------------------
+LISTED = 300  # more publisher-listed items than one response carries
+
+
+@pytest.fixture(scope="module")
+def long_list(tmp_path_factory):
+    """An index whose one main article lists LISTED related stories; yields (client, the article's id)."""
+    from search.indexer import Indexer
+    from search.loader import Record
+    from search.urls import article_id
+
+    urls = [f"https://news.example.com/listed-{n}" for n in range(LISTED)]
+    fields = {"excerpt": "", "published": None, "provider": "Example", "provider_domain": "", "topics": ()}
+    records = [Record(u, dict(fields, title=f"Listed story number {n}"), False, "code") for n, u in enumerate(urls)]
+    main = Record("https://news.example.com/main", dict(fields, title="A story that lists many"), True, "code")
+    records.append(Record(main.url, main.fields, True, "code", 0, tuple(urls)))
+    root = tmp_path_factory.mktemp("long")
+    settings = Settings(index_dir=str(root / "ix"), query_embedder="hash", index_embedder="hash")
+    Indexer(settings, HashEmbedder()).index_records(records, "code")
+    service = make_service(settings)
+    yield create_app(settings, service).test_client(), article_id(main.url), settings
+    service.close()
+
+
+def test_an_article_response_carries_at_most_max_listed_related_items(long_list) -> None:
+    from search.service import MAX_LISTED
+
+    client, main_id, _ = long_list
+    body = get_json(client, f"/api/articles/{main_id}")
+    assert len(body["related"]) == LISTED
+    assert len(body["related_articles"]) == MAX_LISTED and body["related_omitted"] == LISTED - MAX_LISTED
+    assert [a["id"] for a in body["related_articles"]] == body["related"][:MAX_LISTED]
+
+
+def test_the_article_page_shows_a_bounded_list_and_counts_the_rest(long_list) -> None:
+    from web.pages import LISTED_SHOWN
+
+    client, main_id, _ = long_list
+    page = client.get(f"/articles/{main_id}").get_data(as_text=True)
+    listed = page.split('id="listed-heading"', 1)[1]
+    assert listed.count('class="story-title"') == LISTED_SHOWN
+    assert f"and {LISTED - LISTED_SHOWN} more listed by the publisher" in listed
+
+
+def test_show_json_is_the_article_api_dict(long_list) -> None:
+    from click.testing import CliRunner
+
+    from search.cli import main
+    from search.service import MAX_LISTED
+
+    client, main_id, settings = long_list
+    result = CliRunner().invoke(main, ["show", main_id, "--json", "--index-dir", settings.index_dir])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == get_json(client, f"/api/articles/{main_id}")
+    human = CliRunner().invoke(main, ["show", main_id, "--index-dir", settings.index_dir]).output
+    assert f"and {LISTED - MAX_LISTED} more (not shown)" in human

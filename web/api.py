@@ -27,10 +27,7 @@ def search() -> dict:
 @bp.get("/articles/<article_id>")
 def article(article_id: str) -> dict:
     known_args(())
-    service = get_service()
-    found = service.get(checked_id(article_id))
-    listed = service.get_many(list(found.related))
-    return dict(found.to_dict(), related_articles=[a.to_dict() for a in listed])
+    return get_service().detail(checked_id(article_id)).to_dict()
 
 
 @bp.get("/articles/<article_id>/related")

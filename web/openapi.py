@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 from search.config import MODES
-from search.service import MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SORTS
+from search.service import MAX_LIMIT, MAX_LISTED, MAX_OFFSET, MAX_QUERY_CHARS, SORTS
 
 ID_PATTERN = "^[A-Za-z0-9_-]{11}$"
 DESCRIPTION = f"""Keyword, semantic and hybrid search over news articles, and "more like this".
@@ -63,7 +63,18 @@ ARTICLE = {
 SCHEMAS = {
     "Error": _obj({"error": _obj({"status": INT, "type": STR, "message": STR})}),
     "Article": _obj(ARTICLE),
-    "ArticleDetail": _obj(dict(ARTICLE, related_articles={"type": "array", "items": _ref("Article")})),
+    "ArticleDetail": _obj(
+        dict(
+            ARTICLE,
+            related_articles={
+                "type": "array",
+                "items": _ref("Article"),
+                "maxItems": MAX_LISTED,
+                "description": f"The stored ones among the first {MAX_LISTED} publisher-listed related items.",
+            },
+            related_omitted={"type": "integer", "minimum": 0, "description": "Related ids past the cap."},
+        )
+    ),
     "Components": _obj(
         {"keyword_score": NULL_NUM, "keyword_rank": NULL_INT, "semantic_score": NULL_NUM, "semantic_rank": NULL_INT}
     ),

@@ -15,6 +15,7 @@ from web.inputs import FILTERS, checked_id, get_service, int_arg, search_kwargs
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 10
 RELATED_SHOWN = 6
+LISTED_SHOWN = 20  # publisher-listed related items on the article page; the rest are counted
 STATE = ("q", "mode", "sort", "limit", *FILTERS)  # what a link from the search page carries over
 FILTER_LABELS = {"provider": "Provider", "topic": "Topic", "since": "From", "until": "To"}
 
@@ -67,11 +68,11 @@ def search() -> str:
 @bp.get("/articles/<article_id>")
 def article(article_id: str) -> str:
     service = get_service()
-    found = service.get(checked_id(article_id))
-    related = service.related(found.id, limit=RELATED_SHOWN)
-    listed = service.get_many(list(found.related))
+    detail = service.detail(checked_id(article_id), listed_limit=LISTED_SHOWN)
+    related = service.related(detail.article.id, limit=RELATED_SHOWN)
     q = request.args.get("q", "")[:1000]
-    return render_template("article.html", article=found, related=related, listed=listed, q=q)
+    page = {"article": detail.article, "listed": detail.listed, "omitted": detail.listed_omitted}
+    return render_template("article.html", related=related, q=q, **page)
 
 
 def _state() -> dict:
