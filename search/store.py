@@ -35,8 +35,8 @@ CREATE INDEX IF NOT EXISTS records_path ON records(path);
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     try:
-        if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        if readonly:  # a URI, so the path is percent-encoded: '#', '?' and '%' are legal in directory names
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         else:
             conn = sqlite3.connect(str(path), check_same_thread=False)
         conn.execute("PRAGMA query_only = 1" if readonly else "PRAGMA journal_mode = DELETE")

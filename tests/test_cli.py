@@ -127,3 +127,13 @@ def test_eval_on_the_toy_collection(cli):
 def test_eval_related_on_a_news_folder(cli):
     result = cli("eval", SEEDS)
     assert result.exit_code == 0 and "recall@10" in result.output
+
+
+@pytest.mark.parametrize("name", ["ix#hash", "ix?query", "ix%41", "ix %23 both#?"])
+def test_index_dir_names_with_uri_characters(cli, tmp_path, name):
+    assert cli("index", SEEDS, "--index-dir", name).exit_code == 0
+    result = cli("stats", "--index-dir", name, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["articles"] > 0
+    assert cli("query", "export controls", "--index-dir", name).exit_code == 0
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no stray file named after part of the path
