@@ -231,7 +231,7 @@ def stats(index_dir, config_file, as_json):
 @click.option("--wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer.")
 @_fail_cleanly
 def delete(ids, index_dir, config_file, wait):
-    """Remove articles by id.
+    """Remove articles by id; ids not in the index are reported as not found.
 
     An article comes back if its source file changes and is indexed again, or on --rebuild.
     """
@@ -242,7 +242,12 @@ def delete(ids, index_dir, config_file, wait):
     if bad:
         raise click.ClickException(f"not an article id: {bad[0]!r}")
     report = Indexer(_settings(config_file, index_dir=index_dir)).delete(ids, wait=wait)
-    click.echo(f"Removed {report.removed} article(s); {report.articles} remain ({report.generation}).")
+    if report.not_found:
+        click.echo(f"Not found (nothing to remove): {', '.join(report.not_found)}")
+    if report.removed or len(report.not_found) < len(set(ids)):
+        click.echo(f"Removed {report.removed} article(s); {report.articles} remain ({report.generation}).")
+    else:
+        click.echo(f"The index is unchanged: {report.articles} articles ({report.generation}).")
 
 
 @main.command()

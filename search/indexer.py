@@ -49,6 +49,7 @@ class IndexReport:
     articles: int = 0
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+    not_found: list[str] = field(default_factory=list)  # delete: ids the index did not hold
 
     @property
     def docs_per_second(self) -> float:
@@ -158,13 +159,28 @@ class Indexer:
         return report
 
     def delete(self, ids: Iterable[str], *, wait: float = 0.0) -> IndexReport:
-        """Remove articles by id (their source records stay, so a --rebuild brings them back)."""
+        """Remove articles by id (their source records stay, so a --rebuild brings them back).
+
+        Ids the index does not hold are listed in ``report.not_found``; when none of the ids is
+        held, nothing is written (no new generation). A missing index directory is not created.
+        """
         started = time.perf_counter()
         report = IndexReport()
+        ids = list(dict.fromkeys(ids))
+        gen.require_current(self.root)  # before the writer lock, which would create the directory
         with gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = gen.require_current(self.root)
-            self._build(live, _Scan(), report, None, delete_ids=set(ids))
+            store = ArticleStore(live / gen.STORE_FILE, readonly=True)
+            try:
+                held = store.hashes(ids)
+            finally:
+                store.close()
+            report.not_found = [i for i in ids if i not in held]
+            if held:
+                self._build(live, _Scan(), report, None, delete_ids=set(held))
+            else:
+                report.generation, report.articles = live.name, _count(live)
         report.seconds = time.perf_counter() - started
         return report
 

@@ -137,3 +137,30 @@ def test_index_dir_names_with_uri_characters(cli, tmp_path, name):
     assert json.loads(result.output)["articles"] > 0
     assert cli("query", "export controls", "--index-dir", name).exit_code == 0
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no stray file named after part of the path
+
+
+def generations(root):
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("gen-"))
+
+
+def test_delete_of_unknown_ids_says_not_found_and_changes_nothing(indexed, tmp_path):
+    root = tmp_path / "ix"
+    before = (generations(root), (root / "CURRENT").read_text())
+    unknown = [article_id(f"https://nowhere.example/{n}") for n in range(2)]
+    result = indexed("delete", *unknown)
+    assert result.exit_code == 0, result.output
+    assert f"Not found (nothing to remove): {unknown[0]}, {unknown[1]}" in result.output
+    assert "unchanged" in result.output and "Removed" not in result.output
+    assert (generations(root), (root / "CURRENT").read_text()) == before
+
+
+def test_delete_reports_the_unknown_among_known_ids(indexed):
+    result = indexed("delete", IBM, "AAAAAAAAAAA")
+    assert result.exit_code == 0
+    assert "Not found (nothing to remove): AAAAAAAAAAA" in result.output and "Removed 1 article(s)" in result.output
+
+
+def test_delete_against_a_missing_index_creates_nothing(cli, tmp_path):
+    result = cli("delete", IBM, "--index-dir", tmp_path / "nowhere")
+    assert result.exit_code == 1 and "No index in" in result.output
+    assert not (tmp_path / "nowhere").exists()
