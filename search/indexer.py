@@ -11,8 +11,9 @@ import hashlib
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from search import generations as gen
 from search.config import Settings
-from search.errors import ArticleError, ConfigError, IndexCorrupt
+from search.errors import ArticleError, ConfigError, DiskFull, IndexCorrupt, SearchError, is_disk_full
 from search.keyword import KeywordIndex
 from search.loader import FileResult, Record, _read_limited, iter_article_files, load_file
 from search.merge import merge_records
@@ -120,7 +121,7 @@ class Indexer:
         """Add and update the articles under ``paths``; ``prune`` drops those whose file is gone."""
         started = time.perf_counter()
         report = IndexReport()
-        with gen.WriterLock(self.root, wait):
+        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = None if rebuild else _live(self.root)
             t0 = time.perf_counter()
@@ -149,7 +150,7 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         result = FileResult(source, records=list(records))
-        with gen.WriterLock(self.root, wait):
+        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = None if rebuild else _live(self.root)
             scan = _Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
@@ -168,7 +169,7 @@ class Indexer:
         report = IndexReport()
         ids = list(dict.fromkeys(ids))
         gen.require_current(self.root)  # before the writer lock, which would create the directory
-        with gen.WriterLock(self.root, wait):
+        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = gen.require_current(self.root)
             store = ArticleStore(live / gen.STORE_FILE, readonly=True)
@@ -229,12 +230,15 @@ class Indexer:
         delete_ids: set[str] | None = None,
     ) -> None:
         name, tmp = gen.next_generation(self.root)
-        tmp.mkdir(parents=True)
         try:
+            tmp.mkdir(parents=True)
             self._build_into(tmp, name, live, scan, report, progress, delete_ids or set())
             gen.publish(self.root, tmp, name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if _serving(self.root) != name:  # renamed into place but never made live (CURRENT not switched)
+                shutil.rmtree(self.root / name, ignore_errors=True)
+                (self.root / f"{gen.CURRENT}.tmp").unlink(missing_ok=True)
             raise
         gen.cleanup(self.root)
         report.generation = name
@@ -395,6 +399,35 @@ class Indexer:
             workers.shutdown(wait=True, cancel_futures=True)
             cache.close()
         return np.stack([found[a.text_hash] for a in articles]).astype(np.float32)
+
+
+@contextmanager
+def _disk_full_reported(root: Path) -> Iterator[None]:
+    """A full disk anywhere in a write (SQLite, Whoosh, FAISS, the OS) becomes one DiskFull that says
+    where, and what still serves. The unfinished generation is already gone (``_build`` removes it)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        serving = _serving(root)
+        still = f"the previous index ({serving}) still serves" if serving else "no index was published"
+        name = getattr(exc, "filename", None)
+        writing = f" (writing {name})" if name else ""
+        raise DiskFull(
+            f"the disk is full: no space to write the new index generation in {root.absolute()}{writing} - "
+            f"{still} and nothing was changed; free some space and run the command again"
+        ) from exc
+
+
+def _serving(root: Path) -> str | None:
+    """The live generation's name, or None (no index, or CURRENT unreadable)."""
+    try:
+        return gen.current_name(root)
+    except SearchError:
+        return None
 
 
 def _live(root: Path) -> Path | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.errors import IndexCorrupt
+from search.errors import IndexCorrupt, is_disk_full
 from search.loader import Record
 from search.models import Article
 
@@ -218,7 +218,9 @@ class EmbeddingCache:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
             )
-        except sqlite3.DatabaseError:  # a damaged cache is rebuilt, never fatal
+        except sqlite3.DatabaseError as exc:  # a damaged cache is rebuilt, never fatal
+            if is_disk_full(exc):  # not damaged: the disk is full, and the cache is worth keeping
+                raise
             path.unlink(missing_ok=True)
             self._conn = sqlite3.connect(str(path))
             self._conn.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")

@@ -16,6 +16,7 @@ from search.config import Settings
 from search.errors import (
     ArticleError,
     ConfigError,
+    DiskFull,
     IndexCorrupt,
     IndexLocked,
     IndexMissing,
@@ -55,6 +56,7 @@ def without_timing(results: dict) -> dict:
         (IndexMissing("none"), 503, "index_missing"),
         (IndexCorrupt("broken"), 503, "index_corrupt"),
         (IndexLocked("busy"), 503, "index_locked"),
+        (DiskFull("full"), 503, "disk_full"),
         (ConfigError("setting"), 500, "config_error"),
         (ModelError("model"), 500, "model_error"),
         (ArticleError("file"), 500, "article_error"),

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from search.errors import (
     ArticleError,
     ConfigError,
+    DiskFull,
     IndexCorrupt,
     IndexLocked,
     IndexMissing,
@@ -36,6 +37,7 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     IndexMissing: (503, "index_missing"),
     IndexCorrupt: (503, "index_corrupt"),
     IndexLocked: (503, "index_locked"),
+    DiskFull: (503, "disk_full"),
     ConfigError: (500, "config_error"),
     ModelError: (500, "model_error"),
     ArticleError: (500, "article_error"),
