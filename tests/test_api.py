@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from werkzeug.exceptions import MethodNotAllowed, UnsupportedMediaType
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 import search.errors
+from search import generations as gen
 from search.config import Settings
 from search.errors import (
     ArticleError,
@@ -120,7 +122,35 @@ def test_health_and_stats(client, web_service) -> None:
         "generation": stats["generation"],
         "articles": stats["articles"],
     }
-    assert get_json(client, "/api/stats") == stats
+    assert get_json(client, "/api/stats") == {k: v for k, v in stats.items() if k != "index_dir"}
+
+
+def test_no_response_reveals_a_server_path(tmp_path) -> None:
+    """Stats and every server-side error name no file or directory of the server (search-cli may)."""
+    root = tmp_path.resolve()
+    settings = build_index(root)
+    index = Path(settings.index_dir)
+    assert index.is_absolute()
+    service = make_service(settings)
+    client = create_app(settings, service).test_client()
+    bodies = [client.get("/api/stats").get_data(as_text=True)]
+    assert str(index) in json.dumps(service.stats())  # search-cli stats shows it
+    (index / gen.CURRENT).write_text("gen-999999\n")  # names a generation that is not there: IndexCorrupt
+    missing = create_app(Settings(index_dir=str(root / "none"), query_embedder="hash")).test_client()
+    for app_client, url, status in [
+        (client, "/api/search?q=x", 503),
+        (client, "/api/stats", 503),
+        (client, "/search?q=x", 503),
+        (missing, "/api/search?q=x", 503),
+        (missing, f"/api/articles/{IBM_ID}", 503),
+        (missing, "/search?q=x", 503),
+    ]:
+        response = app_client.get(url)
+        assert response.status_code == status, response.get_data(as_text=True)
+        bodies.append(response.get_data(as_text=True))
+    service.close()
+    for body in bodies:
+        assert str(root) not in body and "/tmp" not in body and str(Path.home()) not in body, body[:300]
 
 
 # -- errors -----------------------------------------------------------------------------------

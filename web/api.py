@@ -17,6 +17,7 @@ from web.inputs import (
 from web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+SERVER_ONLY_STATS = ("index_dir",)  # a filesystem path: search-cli stats shows it, the API does not
 
 
 @bp.get("/search")
@@ -52,7 +53,7 @@ def health() -> dict:
 @bp.get("/stats")
 def stats() -> dict:
     known_args(())
-    return get_service().stats()
+    return {k: v for k, v in get_service().stats().items() if k not in SERVER_ONLY_STATS}
 
 
 @bp.get("/openapi.json")

@@ -129,7 +129,6 @@ SCHEMAS = {
             "oldest": NULL_STR,
             "newest": NULL_STR,
             "generation": STR,
-            "index_dir": STR,
             "model": STR,
             "model_id": STR,
             "dim": INT,
@@ -137,8 +136,7 @@ SCHEMAS = {
             "format_version": INT,
             "bytes_on_disk": INT,
             "vector_index": STR,
-        },
-        closed=False,
+        }
     ),
 }
 
