@@ -261,15 +261,14 @@ def delete(ids, index_dir, config_file, wait):
 @_fail_cleanly
 def serve(host, port, threads, index_dir, config_file):
     """Serve the web UI and the JSON API with waitress (a production WSGI server)."""
-    from waitress import serve as waitress_serve
-
     from web.app import create_app
+    from web.server import addresses, make_server
 
     settings = _settings(config_file, index_dir=index_dir)
     _limit_malloc_arenas()
-    app = create_app(settings)
-    click.echo(f"Serving {settings.index_dir}/ on http://{host}:{port}/ (Ctrl-C to stop)")
-    waitress_serve(app, host=host, port=port, threads=threads, ident="news-search")
+    server = make_server(create_app(settings), host, port, threads)
+    click.echo(f"Serving {settings.index_dir}/ on {', '.join(addresses(server))} (Ctrl-C to stop)")
+    server.run()  # until Ctrl-C (waitress then stops its threads)
 
 
 @main.command()
