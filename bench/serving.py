@@ -54,7 +54,7 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {self._log.name}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/api/health")
+                conn.request("GET", "/api/health/ready")  # 503 until the model is loaded and the index warm
                 if conn.getresponse().status == 200:
                     conn.close()
                     return

@@ -368,6 +368,15 @@ class SearchService:
         listed = tuple(found[i] for i in wanted if i in found)
         return ArticleDetail(article, listed, max(0, len(article.related) - listed_limit))
 
+    def warm_up(self, probe: str = "news") -> None:
+        """Do now what the first requests would otherwise pay for: load (and on a first run export) the
+        query model, open the index, and run ``probe`` through every mode and "more like this", so
+        every engine has loaded its files and run its code once. Errors propagate (IndexMissing...)."""
+        self.embedder.embed([probe])
+        for mode in MODES:
+            self.search(probe, mode=mode)
+        self.related_text(probe, limit=1)
+
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

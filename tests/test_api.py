@@ -119,6 +119,12 @@ def test_health_and_stats(client, web_service) -> None:
     stats = web_service.stats()
     assert get_json(client, "/api/health") == {
         "status": "ok",
+        "ready": True,  # an app given its service does not warm it up
+        "generation": stats["generation"],
+        "articles": stats["articles"],
+    }
+    assert get_json(client, "/api/health/ready") == {
+        "status": "ready",
         "generation": stats["generation"],
         "articles": stats["articles"],
     }
@@ -263,8 +269,11 @@ def test_missing_index_is_503(tmp_path) -> None:
     settings = Settings(index_dir=str(tmp_path / "empty"), query_embedder="hash", index_embedder="hash")
     app = create_app(settings)
     client = app.test_client()
-    for url in ("/api/health", "/api/stats", "/api/search?q=x", f"/api/articles/{IBM_ID}"):
+    app.extensions["search_readiness"].wait(10)
+    for url in ("/api/health/ready", "/api/stats", "/api/search?q=x", f"/api/articles/{IBM_ID}"):
         assert_error(get_json(client, url, 503), 503, "index_missing")
+    health = get_json(client, "/api/health")  # liveness: the process answers
+    assert (health["status"], health["ready"], health["generation"]) == ("ok", False, None)
     page = client.get("/search?q=x")
     assert page.status_code == 503 and "search-cli index" in page.get_data(as_text=True)
 

@@ -11,10 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import Markup
 
+from search.service import SearchService
 from web.app import create_app
 from web.filters import iso_date, nice_date, safe_url
 from web.highlight import highlight, query_terms, snippet, stem
-from web.inputs import SERVICE_KEY
+from web.inputs import READINESS_KEY, SERVICE_KEY
 from webutil import IBM_ID, IBM_TITLE, XSS_ID, XSS_TITLE
 
 
@@ -251,13 +252,21 @@ def test_security_headers(client) -> None:
 
 # -- the app factory --------------------------------------------------------------------------
 def test_create_app_builds_one_service_and_never_debugs(web_settings, monkeypatch) -> None:
+    made: list[SearchService] = []
+
+    class Counted(SearchService):
+        def __init__(self, *args, **kwargs) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr("web.app.SearchService", Counted)
     monkeypatch.setenv("FLASK_DEBUG", "1")
     app = create_app(web_settings)
     assert app.debug is False
-    service = app.extensions[SERVICE_KEY]
-    assert service.settings == web_settings
+    assert app.extensions[READINESS_KEY].wait(30)  # it warmed up the service it made
     client = app.test_client()
-    assert client.get("/search?q=export&mode=keyword").status_code == 200
-    assert client.get("/api/health").status_code == 200
-    assert app.extensions[SERVICE_KEY] is service
-    service.close()
+    for url in ("/search?q=export&mode=keyword", "/api/search?q=robots", "/api/health", "/"):
+        assert client.get(url).status_code == 200
+    assert len(made) == 1 and made[0].settings == web_settings  # one service for the app's lifetime
+    assert app.extensions[SERVICE_KEY] is made[0]
+    made[0].close()

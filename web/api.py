@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from search.errors import IndexCorrupt, IndexMissing
 from web.inputs import (
     DEFAULT_LIMIT,
     SEARCH_PARAMS,
     checked_id,
+    get_readiness,
     get_service,
     int_arg,
     known_args,
@@ -15,6 +17,7 @@ from web.inputs import (
     search_kwargs,
 )
 from web.openapi import openapi_document
+from web.readiness import NotReady
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 SERVER_ONLY_STATS = ("index_dir",)  # a filesystem path: search-cli stats shows it, the API does not
@@ -46,8 +49,32 @@ def related_text() -> dict:
 
 @bp.get("/health")
 def health() -> dict:
+    """Liveness: 200 while the process answers, with or without an index; ``ready`` says whether it is warm."""
     known_args(())
-    return get_service().health()
+    try:
+        facts = get_service().health()
+    except (IndexMissing, IndexCorrupt):
+        facts = {"generation": None, "articles": None}
+    readiness = get_readiness()
+    return {
+        "status": "ok",
+        "ready": readiness.done and readiness.blocking_error() is None and facts["generation"] is not None,
+        "generation": facts["generation"],
+        "articles": facts["articles"],
+    }
+
+
+@bp.get("/health/ready")
+def ready() -> dict:
+    """Readiness: 503 while warming up (model loaded, index opened, each engine run once) or without a usable index."""
+    known_args(())
+    readiness = get_readiness()
+    if not readiness.done:
+        raise NotReady()
+    error = readiness.blocking_error()
+    if error is not None:
+        raise error
+    return dict(get_service().health(), status="ready")
 
 
 @bp.get("/stats")

@@ -50,6 +50,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str | None]] = {
     ArticleError: (500, "article_error", "A stored article could not be read; the details are in the server's log."),
     SearchError: (500, "search_error", "The search failed; the details are in the server's log."),
 }
+PASSED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")  # from an HTTP error to the response
 INTERNAL_MESSAGE = "Something went wrong on our side. The error was logged; please try again later."
 
 
@@ -92,9 +93,9 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
             render_template("error.html", error=info, q=request.args.get("q", "")[:1000]), mimetype="text/html"
         )
     if isinstance(exc, HTTPException):
-        allow = dict(exc.get_headers()).get("Allow")
-        if allow:
-            response.headers["Allow"] = allow
+        for name, value in exc.get_headers():
+            if name in PASSED_HEADERS:
+                response.headers[name] = value
     return response, info.status
 
 

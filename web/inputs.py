@@ -15,8 +15,10 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from search.errors import InvalidQuery, NotFound
 from search.service import SearchService, parse_date
 from search.urls import is_valid_id
+from web.readiness import Readiness
 
 SERVICE_KEY = "search_service"
+READINESS_KEY = "search_readiness"
 FILTERS = ("provider", "topic", "since", "until")
 SEARCH_PARAMS = ("q", "mode", "limit", "offset", "sort", *FILTERS)
 BODY_FIELDS = ("text", "limit")
@@ -41,6 +43,10 @@ def _refuse_unknown(names: Iterable[str], allowed: tuple[str, ...], what: str) -
         shown = ", ".join(repr(n if len(n) <= 40 else n[:40] + "…") for n in unknown[:5])
         takes = ", ".join(allowed) if allowed else "none"
         raise InvalidQuery(f"unknown {what}{'s' if len(unknown) > 1 else ''} {shown} (this endpoint takes: {takes})")
+
+
+def get_readiness() -> Readiness:
+    return current_app.extensions[READINESS_KEY]
 
 
 def int_arg(args: MultiDict, name: str, default: int) -> int:

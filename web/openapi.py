@@ -119,7 +119,15 @@ SCHEMAS = {
         },
         required=["text"],
     ),
-    "Health": _obj({"status": {"type": "string", "enum": ["ok"]}, "generation": STR, "articles": INT}),
+    "Health": _obj(
+        {
+            "status": {"type": "string", "enum": ["ok"]},
+            "ready": {"type": "boolean", "description": "Whether /api/health/ready would answer 200 now."},
+            "generation": NULL_STR,
+            "articles": NULL_INT,
+        }
+    ),
+    "Ready": _obj({"status": {"type": "string", "enum": ["ready"]}, "generation": STR, "articles": INT}),
     "Stats": _obj(
         {
             "articles": INT,
@@ -146,7 +154,7 @@ ERROR_RESPONSES = {
     "405": "Method not allowed.",
     "415": "The body is not application/json.",
     "500": "Unexpected server error.",
-    "503": "No usable index (index_missing, index_corrupt).",
+    "503": "Not ready yet (not_ready, with Retry-After), or no usable index (index_missing, index_corrupt).",
 }
 
 
@@ -219,9 +227,16 @@ PATHS = {
     },
     "/api/health": {
         "get": {
-            "summary": "Liveness and the live index generation",
+            "summary": "Liveness: 200 while the process answers; the live generation (null without an index)",
             "operationId": "health",
             "responses": _responses("Health"),
+        }
+    },
+    "/api/health/ready": {
+        "get": {
+            "summary": "Readiness: 200 once the model is loaded and the index open and warm, else 503",
+            "operationId": "ready",
+            "responses": _responses("Ready"),
         }
     },
     "/api/stats": {
