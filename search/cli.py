@@ -277,7 +277,7 @@ def serve(host, port, threads, index_dir, config_file):
 @_fail_cleanly
 def settings(config_file, markdown):
     """Show every setting: its effective value (file, environment) and what it does."""
-    from search.config import settings_table
+    from search.config import SECRETS, settings_table
 
     effective = _settings(config_file)
     if markdown:
@@ -286,7 +286,9 @@ def settings(config_file, markdown):
             click.echo(f"| `{name}` | `{default}` | {help_text} |")
         return
     for name, _default, help_text in settings_table():
-        click.echo(f"{name} = {getattr(effective, name)!r}\n    {help_text}")
+        value = getattr(effective, name)
+        shown = "'(set, hidden)'" if name in SECRETS and value else repr(value)
+        click.echo(f"{name} = {shown}\n    {help_text}")
 
 
 @main.command("eval")

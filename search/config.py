@@ -34,7 +34,12 @@ SETTINGS: dict[str, str] = {
     "related_halflife": "More like this: a candidate's score halves per this many days away from the article; 0 = off.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
+    "api_keys": "Comma-separated keys the JSON API requires (X-API-Key or Authorization: Bearer); empty = no key.",
+    "cors_origins": "Comma-separated origins whose pages may call the JSON API (* = any); empty = no CORS.",
+    "rate_limit": "Requests per second each client (API key, else IP address) may make on average; 0 = no limit.",
+    "rate_burst": "Requests a client may make at once before rate_limit slows it down.",
 }
+SECRETS = ("api_keys",)  # `search-cli settings` masks their values
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,10 @@ class Settings:
     related_halflife: float = 4.0
     threads: int = 1
     approximate_above: int = 200_000
+    api_keys: str = ""
+    cors_origins: str = ""
+    rate_limit: float = 0.0
+    rate_burst: int = 20
 
     def with_overrides(self, **overrides: object) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -71,6 +80,8 @@ class Settings:
 
 def _coerce(name: str, value: object) -> object:
     kind = type(getattr(Settings(), name))
+    if kind is str and isinstance(value, list | tuple):  # a YAML list for a comma-separated setting
+        value = ",".join(str(v) for v in value)
     if isinstance(value, kind):
         return value
     try:
@@ -85,10 +96,10 @@ def _validated(s: Settings) -> Settings:
     for name in ("alpha", "related_alpha"):
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between 0 and 1")
-    for name in ("rrf_k", "candidates", "min_candidates", "threads"):
+    for name in ("rrf_k", "candidates", "min_candidates", "threads", "rate_burst"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
-    for name in ("feedback_docs", "feedback_weight", "related_halflife"):
+    for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
     return s

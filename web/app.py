@@ -16,7 +16,7 @@ from flask import Flask, Response
 
 from search.config import Settings, load_settings
 from search.service import SearchService
-from web import api, errors, filters, pages
+from web import access, api, errors, filters, pages
 from web.inputs import READINESS_KEY, SERVICE_KEY
 from web.readiness import Readiness
 
@@ -37,6 +37,7 @@ def create_app(
         warm_up = service is None
     if service is None:
         service = SearchService(settings or load_settings())
+    settings = settings or getattr(service, "settings", None) or Settings()
     readiness = Readiness(service)
     app = Flask(__name__)
     app.debug = False
@@ -50,6 +51,7 @@ def create_app(
     app.register_blueprint(api.bp)
     errors.register(app)
     filters.register(app)
+    access.register(app, settings)
     app.after_request(_secure)
     if warm_up:
         readiness.start()

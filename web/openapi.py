@@ -18,7 +18,11 @@ Every error has the body `{{"error": {{"status", "type", "message"}}}}`. A malfo
 a path is answered like an unknown one: 404 `not_found`. Limits: `limit` 1..{MAX_LIMIT},
 `offset` 0..{MAX_OFFSET}, query text at most {MAX_QUERY_CHARS} characters. A query parameter
 given empty (`sort=`) counts as absent, as HTML forms send them. An unknown query parameter or
-body field (a typo such as `limt=3`) is a 400 `invalid_query` that names it."""
+body field (a typo such as `limt=3`) is a 400 `invalid_query` that names it.
+
+Access, each set by the server: API keys (`X-API-Key: KEY` or `Authorization: Bearer KEY`; 401
+without one), CORS origins, and a per-client rate limit (429 with `Retry-After`). The health
+checks and this document are always open."""
 
 
 def _ref(name: str) -> dict:
@@ -152,7 +156,9 @@ ERROR_RESPONSES = {
     "400": "Bad input: a parameter out of range or malformed (type invalid_query).",
     "404": "No such article, or no such URL.",
     "405": "Method not allowed.",
+    "401": "An API key is needed and was missing or wrong (only when the server sets api_keys).",
     "415": "The body is not application/json.",
+    "429": "Too many requests from this client (only when the server sets rate_limit): see Retry-After.",
     "500": "Unexpected server error.",
     "503": "Not ready yet (not_ready, with Retry-After), or no usable index (index_missing, index_corrupt).",
 }
@@ -162,9 +168,11 @@ def _json(schema_name: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
-def _responses(ok: str, *errors: str) -> dict:
+def _responses(ok: str, *errors: str, guarded: bool = True) -> dict:
+    """``guarded``: the operation may need an API key and counts towards the rate limit (401, 429)."""
     out = {"200": _json(ok, "OK")}
-    codes = sorted({"400", *errors, "405", "500", "503"})  # 400: every operation refuses unknown parameters
+    extra = ("401", "429") if guarded else ()
+    codes = sorted({"400", *errors, *extra, "405", "500", "503"})  # 400: every operation refuses unknown parameters
     out.update({code: {"$ref": f"#/components/responses/E{code}"} for code in codes})
     return out
 
@@ -229,14 +237,16 @@ PATHS = {
         "get": {
             "summary": "Liveness: 200 while the process answers; the live generation (null without an index)",
             "operationId": "health",
-            "responses": _responses("Health"),
+            "security": [],
+            "responses": _responses("Health", guarded=False),
         }
     },
     "/api/health/ready": {
         "get": {
             "summary": "Readiness: 200 once the model is loaded and the index open and warm, else 503",
             "operationId": "ready",
-            "responses": _responses("Ready"),
+            "security": [],
+            "responses": _responses("Ready", guarded=False),
         }
     },
     "/api/stats": {
@@ -250,6 +260,7 @@ PATHS = {
         "get": {
             "summary": "This document",
             "operationId": "openapi",
+            "security": [],
             "responses": {
                 "200": {
                     "description": "OpenAPI 3.0 document",
@@ -265,7 +276,12 @@ DOCUMENT = {
     "openapi": "3.0.3",
     "info": {"title": "News search API", "version": "1.0.0", "description": DESCRIPTION},
     "paths": PATHS,
+    "security": [{}, {"apiKey": []}, {"bearer": []}],  # {}: no key, unless the server sets api_keys
     "components": {
+        "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        },
         "schemas": SCHEMAS,
         "responses": {f"E{code}": _json("Error", text) for code, text in ERROR_RESPONSES.items()},
     },
