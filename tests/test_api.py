@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,29 @@ def without_timing(results: dict) -> dict:
     return {k: v for k, v in results.items() if k != "took_ms"}
 
 
+def without_highlights(results: dict) -> dict:
+    """The API's search dict as the CLI prints it: without the HTML fragments."""
+    return dict(results, hits=[{k: v for k, v in h.items() if k != "highlights"} for h in results["hits"]])
+
+
+def test_search_hits_carry_the_fragments_the_page_shows(client) -> None:
+    body = get_json(client, "/api/search?q=export+controls&limit=5")
+    page = client.get("/search?q=export+controls&limit=5").get_data(as_text=True)
+    shown = re.findall(
+        r'<li class="hit">\s*<h2>(?:<a [^>]*>)?(.*?)(?:</a>)?</h2>.*?<p class="excerpt">(.*?)</p>', page, re.S
+    )
+    assert len(shown) == len(body["hits"]) > 0
+    for hit, (title, excerpt) in zip(body["hits"], shown, strict=True):
+        assert hit["highlights"] == {"title": title, "excerpt": excerpt}
+    assert "<mark>export controls</mark>" in body["hits"][0]["highlights"]["title"]
+    hostile = get_json(client, "/api/search?q=control+panels&mode=keyword")
+    for hit in hostile["hits"]:
+        fragments = hit["highlights"]["title"] + hit["highlights"]["excerpt"]
+        assert "<script" not in fragments and "<b>" not in fragments and "<img" not in fragments
+    related = get_json(client, f"/api/articles/{IBM_ID}/related")
+    assert all("highlights" not in h for h in related["hits"])
+
+
 # -- the error table, pinned ------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("exc", "status", "kind"),
@@ -85,7 +109,7 @@ def test_search_returns_results_to_dict(client, web_service) -> None:
     url = "/api/search?q=export+controls&mode=keyword&limit=3&offset=0&sort=relevance"
     body = get_json(client, url)
     expected = web_service.search("export controls", mode="keyword", limit=3).to_dict()
-    assert without_timing(body) == without_timing(expected)
+    assert without_timing(without_highlights(body)) == without_timing(expected)
     assert body["hits"][0]["title"] == IBM_TITLE
     assert {"provider", "topic"} <= set(body["facets"])
 
@@ -93,7 +117,7 @@ def test_search_returns_results_to_dict(client, web_service) -> None:
 def test_search_filters_pass_through(client, web_service) -> None:
     body = get_json(client, "/api/search?q=recognition&provider=Reuters&topic=AI&since=2020-01-01&until=2020-12-31")
     expected = web_service.search("recognition", provider="Reuters", topic="AI", since="2020-01-01", until="2020-12-31")
-    assert without_timing(body) == without_timing(expected.to_dict())
+    assert without_timing(without_highlights(body)) == without_timing(expected.to_dict())
     assert body["filters"]["provider"] == "Reuters" and body["filters"]["topic"] == "AI"
 
 

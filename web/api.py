@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from search.errors import IndexCorrupt, IndexMissing
+from web.highlight import fragments
 from web.inputs import (
     DEFAULT_LIMIT,
     SEARCH_PARAMS,
@@ -25,7 +26,12 @@ SERVER_ONLY_STATS = ("index_dir",)  # a filesystem path: search-cli stats shows 
 
 @bp.get("/search")
 def search() -> dict:
-    return get_service().search(**search_kwargs(known_args(SEARCH_PARAMS))).to_dict()
+    """The CLI's dict, plus each hit's ``highlights``: the fragments the search page shows."""
+    results = get_service().search(**search_kwargs(known_args(SEARCH_PARAMS)))
+    body = results.to_dict()
+    for hit, found in zip(body["hits"], results.hits, strict=True):
+        hit["highlights"] = fragments(found.article.title, found.article.excerpt, results.query)
+    return body
 
 
 @bp.get("/articles/<article_id>")

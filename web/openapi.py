@@ -22,7 +22,10 @@ body field (a typo such as `limt=3`) is a 400 `invalid_query` that names it.
 
 Access, each set by the server: API keys (`X-API-Key: KEY` or `Authorization: Bearer KEY`; 401
 without one), CORS origins, and a per-client rate limit (429 with `Retry-After`). The health
-checks and this document are always open."""
+checks and this document are always open.
+
+Each hit of `/api/search` has `highlights`: its title and a snippet of its excerpt as the search
+page shows them, as HTML (the text escaped, the query's words in `<mark>`)."""
 
 
 def _ref(name: str) -> dict:
@@ -95,7 +98,13 @@ SCHEMAS = {
             "image": STR,
             "score": NUM,
             "components": _ref("Components"),
-        }
+            "highlights": dict(
+                _obj({"title": STR, "excerpt": STR}),
+                description="Search hits only: the title and a snippet of the excerpt as HTML, query words in <mark>.",
+            ),
+        },
+        required=["rank", "id", "title", "excerpt", "url", "provider", "published", "topics", "image", "score"]
+        + ["components"],
     ),
     "Facet": _obj({"value": STR, "count": INT}),
     "Results": _obj(
