@@ -1,4 +1,4 @@
-"""Typed records shared by every layer: Article, ArticleDetail, Hit, Results.
+"""Typed records shared by every layer: Article, ArticleDetail, Suggestions, Hit, Results.
 
 Each has ``to_dict()``; the CLI's ``--json`` and the web API print exactly that dict.
 """
@@ -98,6 +98,17 @@ class ArticleDetail:
             related_articles=[a.to_dict() for a in self.listed],
             related_omitted=self.listed_omitted,
         )
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """Where to start in an index: its most frequent topics and its newest articles."""
+
+    topics: tuple[str, ...] = ()
+    newest: tuple[Article, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"topics": list(self.topics), "newest": [a.to_dict() for a in self.newest]}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from search.config import MODES, Settings
 from search.errors import ConfigError, InvalidQuery, NotFound
 from search.keyword import KeywordIndex, filter_query
 from search.loader import parse_datetime
-from search.models import Article, ArticleDetail, Hit, Results
+from search.models import Article, ArticleDetail, Hit, Results, Suggestions
 from search.store import ArticleStore
 from search.urls import is_valid_id
 from search.vectors import VectorIndex
@@ -367,6 +367,21 @@ class SearchService:
             found = view.store.get_many(wanted)
         listed = tuple(found[i] for i in wanted if i in found)
         return ArticleDetail(article, listed, max(0, len(article.related) - listed_limit))
+
+    _suggestions: tuple | None = None  # ((generation, topics, newest), Suggestions) of suggestions()
+
+    def suggestions(self, topics: int = 4, newest: int = 3) -> Suggestions:
+        """The live index's most frequent topics and newest articles (the home page's examples),
+        computed once per generation."""
+        with self._acquire() as view:
+            key = (view.path.name, topics, newest)
+            cached = self._suggestions
+            if cached is None or cached[0] != key:
+                found = Suggestions(
+                    tuple(t for t, _ in view.store.top_topics(topics)), tuple(view.store.newest(newest))
+                )
+                cached = self._suggestions = (key, found)
+        return cached[1]
 
     def warm_up(self, probe: str = "news") -> None:
         """Do now what the first requests would otherwise pay for: load (and on a first run export) the

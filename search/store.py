@@ -151,6 +151,22 @@ class ArticleStore:
         top = lambda d: sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:size]  # noqa: E731
         return {"provider": top(providers), "topic": top(topics)}
 
+    def top_topics(self, n: int) -> list[tuple[str, int]]:
+        """The ``n`` most frequent topics (case-insensitively) and their article counts."""
+        sql = (
+            "SELECT min(topic), count(*) AS n FROM topics GROUP BY topic COLLATE NOCASE "
+            "ORDER BY n DESC, min(topic) LIMIT ?"
+        )
+        return [(topic, count) for topic, count in self._conn.execute(sql, (n,))]
+
+    def newest(self, n: int) -> list[Article]:
+        """The ``n`` most recently published main articles (not related-item stubs)."""
+        sql = (
+            "SELECT data FROM articles WHERE published IS NOT NULL AND NOT json_extract(data, '$.is_stub') "
+            "ORDER BY published DESC, id LIMIT ?"
+        )
+        return [Article.from_dict(json.loads(data)) for (data,) in self._conn.execute(sql, (n,))]
+
     def stats(self) -> dict:
         q = self._conn.execute
         return {

@@ -11,6 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import Markup
 
+from conftest import fake_settings
+from search.embedding import HashEmbedder
+from search.indexer import Indexer
 from search.service import SearchService
 from web.app import create_app
 from web.filters import iso_date, nice_date, safe_url
@@ -104,6 +107,40 @@ def test_home_page_has_an_empty_search_box(client) -> None:
     body = page(client, "/")
     assert 'name="q" value=""' in body and "Search the news" in body
     assert "Search the news" in page(client, "/search?q=+")
+
+
+def test_home_page_examples_come_from_the_live_index(tmp_path) -> None:
+    """The example searches are the index's most frequent topics, and the newest stories are listed."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    stories = [("Quokkas", 5, "2021-01-0{}"), ("Wombats", 3, "2020-06-0{}"), ("Echidnas", 2, "2019-03-0{}")]
+    for topic, count, day in stories:
+        for n in range(1, count + 1):
+            (corpus / f"{topic}-{n}.md").write_text(
+                f'---\ntitle: "{topic} story {n}"\nwebUrl: "https://x.example/{topic}/{n}"\n'
+                f'publishedDateTime: "{day.format(n)}T10:00:00Z"\ntopics: ["{topic}"]\n---\n',
+                encoding="utf-8",
+            )
+    settings = fake_settings(tmp_path / "ix")
+    Indexer(settings, HashEmbedder()).index([corpus])
+    service = SearchService(settings, HashEmbedder())
+    try:
+        body = page(create_app(settings, service).test_client(), "/")
+    finally:
+        service.close()
+    examples = re.search(r'<p class="examples">(.*?)</p>', body, re.S).group(1)
+    assert [params(u)["q"] for u in links(examples)] == ["Quokkas", "Wombats", "Echidnas"]
+    assert "Quokkas</a>, <a" in examples and "Wombats</a> or <a" in examples
+    newest = re.search(r'<section class="newest".*?</section>', body, re.S).group(0)
+    assert re.findall(r'class="story-title"[^>]*>([^<]+)<', newest) == [f"Quokkas story {n}" for n in (5, 4, 3)]
+    assert "export controls" not in body  # no example hard-coded from the seed corpus
+
+
+def test_home_page_without_an_index_has_no_examples(tmp_path) -> None:
+    settings = fake_settings(tmp_path / "none")
+    service = SearchService(settings, HashEmbedder())
+    body = page(create_app(settings, service).test_client(), "/")
+    assert "Search the news" in body and 'class="examples"' not in body and 'class="newest"' not in body
 
 
 def test_search_page_shows_highlighted_hits_with_more_like_this(client) -> None:

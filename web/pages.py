@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from flask import Blueprint, render_template, request, url_for
 
-from search.errors import InvalidQuery
-from search.models import Results
+from search.errors import InvalidQuery, SearchError
+from search.models import Results, Suggestions
 from search.service import MAX_OFFSET
 from web.inputs import FILTERS, checked_id, get_service, int_arg, search_kwargs
 
@@ -48,7 +48,15 @@ def search_url(**changes: str | int | None) -> str:
 
 @bp.get("/")
 def home() -> str:
-    return render_template("search.html", results=None, **_state())
+    return render_template("search.html", results=None, suggestions=_suggestions(), **_state())
+
+
+def _suggestions() -> Suggestions | None:
+    """Example searches from the live index; None without one (the home page still works)."""
+    try:
+        return get_service().suggestions()
+    except SearchError:
+        return None
 
 
 @bp.get("/search")
