@@ -234,9 +234,12 @@ def test_article_page(client, web_service) -> None:
         ("/no/such/page", 404),
     ],
 )
-def test_not_found_pages(client, url: str, status: int) -> None:
+def test_not_found_pages_speak_to_editors(client, url: str, status: int) -> None:
     body = page(client, url, status)
-    assert "Not found" in body and '<p class="error-message">' in body
+    assert "We can't find that page" in body and "headline" in body
+    assert "search-cli" not in body and "article id" not in body  # no operator's or developer's words
+    form = re.search(r'<main.*?<form class="searchbox" action="/search"', body, re.S)
+    assert form, "the page offers a search"
 
 
 @pytest.mark.parametrize(
