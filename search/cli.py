@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from functools import wraps
 
 import click
@@ -45,10 +46,32 @@ def _settings(config_file: str | None, **overrides):
     return load_settings(config_file, **overrides)
 
 
-def _service(config_file: str | None, index_dir: str | None, **overrides):
+@contextmanager
+def _service(config_file: str | None, index_dir: str | None, embeds: bool = False):
+    """The service for one command. ``embeds``: the command embeds text, so the model starts loading
+    now, in a thread, while the engines are imported and the index opened (a cold query's start-up)."""
+    settings = _settings(config_file, index_dir=index_dir)
+    embedder = _load_in_background(settings) if embeds else None
     from search.service import SearchService
 
-    return SearchService(_settings(config_file, index_dir=index_dir, **overrides))
+    service = SearchService(settings, embedder)
+    try:
+        yield service
+    finally:
+        if embedder is not None:
+            embedder.wait()  # never leave the loader running into interpreter shutdown
+        service.close()
+
+
+def _load_in_background(settings):
+    import numpy  # noqa: F401 - before the thread starts, so the two threads never wait on one import
+
+    from search.embedding import BackgroundEmbedder, load_embedder
+
+    s = settings
+    return BackgroundEmbedder(
+        lambda: load_embedder(s.query_embedder, s.model_path or None, s.model_cache or None, threads=s.threads)
+    )
 
 
 def _print_json(data: dict) -> None:
@@ -141,7 +164,7 @@ class _ProgressBars:
 @_fail_cleanly
 def query(text, mode, limit, offset, provider, topic, since, until, sort, index_dir, config_file, as_json):
     """Search for TEXT. Words are OR-ed; "quoted phrases", field:value, AND/OR/NOT work."""
-    with _service(config_file, index_dir) as service:
+    with _service(config_file, index_dir, embeds=mode != "keyword") as service:
         results = service.search(
             text,
             mode=mode,

@@ -164,3 +164,13 @@ def test_delete_against_a_missing_index_creates_nothing(cli, tmp_path):
     result = cli("delete", IBM, "--index-dir", tmp_path / "nowhere")
     assert result.exit_code == 1 and "No index in" in result.output
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_model_that_fails_to_load_is_one_line(indexed, tmp_path, monkeypatch):
+    """The query model loads in a thread while the index opens; its error still ends the command cleanly."""
+    monkeypatch.setenv("SEARCH_QUERY_EMBEDDER", "onnx")
+    monkeypatch.setenv("SEARCH_MODEL_PATH", str(tmp_path / "no-model"))
+    result = indexed("query", "export controls")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "does not exist" in result.output
+    assert indexed("query", "export controls", "--mode", "keyword").exit_code == 0  # keyword mode needs no model
