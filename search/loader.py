@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import yaml
-
 from search.errors import ArticleError
 from search.urls import article_id, canonical_url
 
@@ -22,7 +20,6 @@ MAX_FILE_BYTES = 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 ARTICLE_SUFFIXES = MARKDOWN_SUFFIXES + JSONL_SUFFIXES
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -125,8 +122,10 @@ def parse_markdown(text: str, source: str = "<text>") -> list[Record]:
     end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
     if end is None:
         raise ArticleError("front matter is not closed with ---", source, len(lines))
+    import yaml  # here, not at the top: a query imports this module (for parse_datetime) but parses no YAML
+
     try:
-        meta = yaml.load("\n".join(lines[1:end]), Loader=_Loader)
+        meta = yaml.load("\n".join(lines[1:end]), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else None

@@ -174,3 +174,18 @@ def test_a_model_that_fails_to_load_is_one_line(indexed, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and "does not exist" in result.output
     assert indexed("query", "export controls", "--mode", "keyword").exit_code == 0  # keyword mode needs no model
+
+
+def test_the_query_path_imports_no_yaml_or_torch():
+    """Import structure of a cold query: what it does not need, it does not load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import search.cli, search.service, search.store, search.embedding\n"
+        "unwanted = ('yaml', 'torch', 'transformers', 'sentence_transformers', 'flask')\n"
+        "print(sorted(m for m in unwanted if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=SEEDS.parent)
+    assert out.stdout.strip() == "[]"
