@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,18 +19,6 @@ def minmax(ranked: Ranked, lower: float | None = None, upper: float | None = Non
     if hi - lo <= 1e-12:
         return {doc: 1.0 for doc, _ in ranked}
     return {doc: min(1.0, max(0.0, (s - lo) / (hi - lo))) for doc, s in ranked}
-
-
-def zscore(ranked: Ranked) -> dict[str, float]:
-    """Scores as standard deviations from the list's mean."""
-    if not ranked:
-        return {}
-    scores = [s for _, s in ranked]
-    mean = sum(scores) / len(scores)
-    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
-    if std <= 1e-12:
-        return {doc: 0.0 for doc, _ in ranked}
-    return {doc: (s - mean) / std for doc, s in ranked}
 
 
 def convex(
@@ -83,6 +70,3 @@ def sort_scores(scores: dict[str, float]) -> list[tuple[str, float]]:
 def ranks(ranked: Ranked) -> dict[str, int]:
     """1-based rank of each id."""
     return {doc: rank for rank, (doc, _) in enumerate(ranked, start=1)}
-
-
-NORMALISERS: dict[str, Callable[[Ranked], dict[str, float]]] = {"minmax": minmax, "zscore": zscore}

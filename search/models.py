@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -41,9 +41,6 @@ class Article:
         """Hash of every stored field: an article whose hash is unchanged needs no update."""
         blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
         return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).hexdigest()
-
-    def with_related(self, related: tuple[str, ...]) -> Article:
-        return replace(self, related=related)
 
     def to_dict(self) -> dict:
         return {

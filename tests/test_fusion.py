@@ -1,6 +1,6 @@
 import pytest
 
-from search.fusion import convex, minmax, ranks, rrf, sort_scores, zscore
+from search.fusion import convex, minmax, ranks, rrf, sort_scores
 
 
 def test_minmax_observed_range():
@@ -14,12 +14,6 @@ def test_minmax_theoretical_lower_bound():
 def test_minmax_single_and_empty():
     assert minmax([("a", 3.0)]) == {"a": 1.0}
     assert minmax([]) == {}
-
-
-def test_zscore():
-    z = zscore([("a", 3.0), ("b", 1.0)])
-    assert z == {"a": 1.0, "b": -1.0}
-    assert zscore([("a", 2.0), ("b", 2.0)]) == {"a": 0.0, "b": 0.0}
 
 
 def test_convex_blends_and_fills_missing_with_zero():
