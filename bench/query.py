@@ -9,12 +9,23 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, Context, loadavg, percentiles, profile, rss_mb, run_cli, size_label, target, write_result
+from bench.common import (
+    ROOT,
+    Context,
+    loadavg,
+    percentiles,
+    profile,
+    rss_mb,
+    run_cli,
+    settings_for,
+    size_label,
+    target,
+    write_result,
+)
 from bench.corpus import load_pool
 from bench.indexing import ensure_index
 from bench.queries import make_queries
 from bench.stopwatch import Stopwatch, instrument
-from search.config import Settings, load_settings
 from search.service import SearchService
 
 HEAVY = ("torch", "sentence_transformers", "transformers")
@@ -43,12 +54,6 @@ with contextlib.redirect_stdout(io.StringIO()):
     main(["query", sys.argv[2], "--index-dir", sys.argv[1]], standalone_mode=False)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)))
 """.replace("HEAVY", repr(HEAVY))
-
-
-def settings_for(ctx: Context, index_dir: Path) -> Settings:
-    """Settings as the CLI would read them, plus the context's SEARCH_* overrides."""
-    env = {k[len("SEARCH_") :].lower(): v for k, v in ctx.env.items() if k.startswith("SEARCH_")}
-    return load_settings(None, **{**env, "index_dir": str(index_dir)})
 
 
 def _python(ctx: Context, code: str, *args: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
