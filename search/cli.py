@@ -34,10 +34,14 @@ def _fail_cleanly(func: Callable) -> Callable:
 
 
 index_dir_option = click.option(
-    "--index-dir", default=None, help="Index directory (default: setting index_dir, 'index')."
+    "--index-dir", default=None, metavar="DIR", help="Index directory (default: setting index_dir, 'index')."
 )
 config_option = click.option(
-    "--config", "config_file", default=None, help="YAML settings file (default: search.yaml if present)."
+    "--config",
+    "config_file",
+    default=None,
+    metavar="FILE",
+    help="YAML settings file (default: search.yaml if present).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the JSON the web API returns.")
 
@@ -91,7 +95,9 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if any file is bad.")
 @click.option("--prune", is_flag=True, help="Remove articles whose source files under PATHS are gone.")
 @click.option("--rebuild", is_flag=True, help="Build from scratch instead of updating the live index.")
-@click.option("--wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer.")
+@click.option(
+    "--wait", type=float, default=0.0, show_default=True, metavar="SECONDS", help="Seconds to wait for another writer."
+)
 @json_option
 @_fail_cleanly
 def index_command(paths, index_dir, config_file, strict, prune, rebuild, wait, as_json):
@@ -151,12 +157,12 @@ class _ProgressBars:
 @main.command()
 @click.argument("text")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
-@click.option("--limit", type=int, default=10, show_default=True)
-@click.option("--offset", type=int, default=0, show_default=True)
-@click.option("--provider", default=None, help="Only articles from this provider (exact name).")
-@click.option("--topic", default=None, help="Only articles with this topic.")
-@click.option("--since", default=None, help="Published on or after this date (YYYY-MM-DD).")
-@click.option("--until", default=None, help="Published on or before this date (YYYY-MM-DD).")
+@click.option("--limit", type=int, default=10, show_default=True, metavar="N", help="Hits to show (1-100).")
+@click.option("--offset", type=int, default=0, show_default=True, metavar="N", help="Hits to skip (for paging).")
+@click.option("--provider", default=None, metavar="NAME", help="Only articles from this provider (exact name).")
+@click.option("--topic", default=None, metavar="NAME", help="Only articles with this topic.")
+@click.option("--since", default=None, metavar="DATE", help="Published on or after this date (YYYY-MM-DD).")
+@click.option("--until", default=None, metavar="DATE", help="Published on or before this date (YYYY-MM-DD).")
 @click.option("--sort", type=click.Choice(["relevance", "newest"]), default="relevance", show_default=True)
 @index_dir_option
 @config_option
@@ -186,7 +192,7 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, index_
 
 @main.command()
 @click.argument("article_id")
-@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--limit", type=int, default=10, show_default=True, metavar="N", help="Hits to show (1-100).")
 @index_dir_option
 @config_option
 @json_option
@@ -251,7 +257,9 @@ def stats(index_dir, config_file, as_json):
 @click.argument("ids", nargs=-1, required=True)
 @index_dir_option
 @config_option
-@click.option("--wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer.")
+@click.option(
+    "--wait", type=float, default=0.0, show_default=True, metavar="SECONDS", help="Seconds to wait for another writer."
+)
 @_fail_cleanly
 def delete(ids, index_dir, config_file, wait):
     """Remove articles by id; ids not in the index are reported as not found.
@@ -274,10 +282,19 @@ def delete(ids, index_dir, config_file, wait):
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--port", type=int, default=8000, show_default=True)
 @click.option(
-    "--threads", type=int, default=4, show_default=True, help="Worker threads of the WSGI server (4 beat 8 on 2 cores)."
+    "--host", default="127.0.0.1", show_default=True, metavar="HOST", help="Address to bind (loopback by default)."
+)
+@click.option(
+    "--port", type=int, default=8000, show_default=True, metavar="PORT", help="Port to bind (0: any free one)."
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Worker threads of the WSGI server (4 beat 8 on 2 cores).",
 )
 @index_dir_option
 @config_option
@@ -318,8 +335,13 @@ def settings(config_file, markdown):
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)
 @click.option("--fusion", type=click.Choice(["convex", "rrf"]), default=None, help="Override the fusion setting.")
-@click.option("--alpha", type=float, default=None, help="Override the semantic weight of convex fusion.")
-@click.option("--keep-index", default=None, help="Build the evaluation index here and keep it (default: a temp dir).")
+@click.option("--alpha", type=float, default=None, metavar="A", help="Override the semantic weight of convex fusion.")
+@click.option(
+    "--keep-index",
+    default=None,
+    metavar="DIR",
+    help="Build the evaluation index here and keep it (default: a temp dir).",
+)
 @config_option
 @json_option
 @_fail_cleanly
@@ -340,6 +362,52 @@ def eval_command(directory, mode, fusion, alpha, keep_index, config_file, as_jso
     else:
         result = run_related(directory, settings, index_dir=keep_index)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+@main.command(hidden=True)
+def usage():
+    """Print the README's CLI section, generated from these commands."""
+    click.echo(usage_markdown(), nl=False)
+
+
+def usage_markdown(width: int = 100) -> str:
+    """A synopsis line per command (options and arguments as click defines them), then what each does."""
+    commands = [(name, cmd) for name, cmd in main.commands.items() if not cmd.hidden]
+    lines = ["```sh"]
+    for name, cmd in commands:
+        lines.extend(_synopsis(name, cmd, width))
+    lines += ["```", "", "| command | what it does |", "|---|---|"]
+    lines += [f"| `{name}` | {_summary(cmd)} |" for name, cmd in commands]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(cmd: click.Command) -> str:
+    """The first paragraph of a command's help, on one line, fit for a Markdown table cell."""
+    return " ".join((cmd.help or "").split("\n\n")[0].split()).replace("|", "\\|")
+
+
+def _synopsis(name: str, cmd: click.Command, width: int) -> list[str]:
+    head = f"search-cli {name}"
+    words = []
+    for param in cmd.params:
+        if isinstance(param, click.Argument):
+            word = param.name.upper() + ("..." if param.nargs == -1 else "")
+            words.append(word if param.required else f"[{word}]")
+        elif isinstance(param, click.Option) and param.name != "help":
+            flag = max(param.opts, key=len)
+            if param.is_flag:
+                words.append(f"[{flag}]")
+            else:
+                kind = param.type
+                choices = "|".join(kind.choices) if isinstance(kind, click.Choice) else ""
+                words.append(f"[{flag} {param.metavar or choices or kind.name.upper()}]")
+    lines, line = [], head
+    for word in words:
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = " " * len(head)
+        line += " " + word
+    return [*lines, line]
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:

@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -189,3 +190,17 @@ def test_the_query_path_imports_no_yaml_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=SEEDS.parent)
     assert out.stdout.strip() == "[]"
+
+
+def test_readme_cli_section_is_generated_from_the_commands():
+    readme = (SEEDS.parent / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- cli-usage:start -->\n", "<!-- cli-usage:end -->"
+    section = readme[readme.index(start) + len(start) : readme.index(end)]
+    usage = CliRunner().invoke(main, ["usage"]).output
+    assert section == usage, "README's CLI section is stale: paste the output of `search-cli usage` between the markers"
+    for name, command in main.commands.items():
+        if not command.hidden:
+            assert f"search-cli {name} " in usage or f"search-cli {name}\n" in usage
+            for param in command.params:
+                if param.name != "help" and isinstance(param, click.Option):
+                    assert max(param.opts, key=len) in usage, f"{name}: {param.opts} missing from the synopsis"
