@@ -182,3 +182,17 @@ def test_the_finished_studies_still_import(name):
     import importlib
 
     assert callable(importlib.import_module(f"studies.{name}").main)
+
+
+@pytest.mark.slow
+def test_ready_benchmark_starts_a_real_server_twice(ctx, monkeypatch):
+    from bench.ready import AFTER_FIRST, bench_ready
+
+    for key, value in HASH.items():
+        monkeypatch.setenv(key, value)
+    result = json.loads(bench_ready(replace(ctx, size=50)).read_text())
+    for start in ("empty_model_cache", "warm_model_cache"):
+        run = result["figures"][start]
+        assert 0 < run["port_open_s"] <= run["ready_s"]
+        assert run["first_search_ms"] > 0 and run[f"median_of_next_{AFTER_FIRST}_ms"] > 0
+    assert all(t["passed"] in (True, False) for t in result["targets"])
