@@ -7,6 +7,7 @@ that ``--help`` and keyword queries stay fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -301,6 +302,9 @@ def delete(ids, index_dir, config_file, wait):
 @_fail_cleanly
 def serve(host, port, threads, index_dir, config_file):
     """Serve the web UI and the JSON API with waitress (a production WSGI server)."""
+    # One OpenMP thread per FAISS search in every server thread, not only the one that imported
+    # faiss (omp_set_num_threads is per thread): read once, when faiss loads, so set it first.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from web.app import create_app
     from web.server import addresses, make_server
 

@@ -391,6 +391,8 @@ class SearchService:
         for mode in MODES:
             self.search(probe, mode=mode)
         self.related_text(probe, limit=1)
+        for article in self.suggestions().newest:  # real titles reach other terms, vectors and rows
+            self.search(article.title)
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
