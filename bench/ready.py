@@ -27,15 +27,16 @@ AFTER_FIRST = 100  # searches whose median the first one is compared with
 def _get(port: int, path: str, timeout: float = 30) -> tuple[int, float]:
     """Status and milliseconds of one GET; status 0 when nothing answers."""
     t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         conn.request("GET", path)
         reply = conn.getresponse()
         reply.read()
-        conn.close()
         return reply.status, (time.perf_counter() - t0) * 1000
     except OSError:
         return 0, (time.perf_counter() - t0) * 1000
+    finally:
+        conn.close()
 
 
 def start_and_search(ctx: Context, index_dir: Path, queries: list[str], timeout: float = 300) -> dict:
