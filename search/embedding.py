@@ -13,6 +13,8 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -363,8 +365,28 @@ def load_embedder(
 
     key_dir = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / fingerprint[:16]
     variant = "onnx-fp32" if kind == "onnx" else "onnx-int8"
+    ensure = onnx_export.ensure_fp32 if kind == "onnx" else onnx_export.ensure_int8
     try:
-        onnx_path = (onnx_export.ensure_fp32 if kind == "onnx" else onnx_export.ensure_int8)(path, key_dir)
+        if not (key_dir / (onnx_export.FP32_DIR if kind == "onnx" else onnx_export.INT8_DIR) / "model.onnx").is_file():
+            _export_in_a_child(ensure.__name__, path, key_dir)
+        onnx_path = ensure(path, key_dir)
     except OSError as exc:
         raise ModelError(f"cannot write the ONNX model cache {key_dir}: {exc}; set SEARCH_MODEL_CACHE") from exc
     return OnnxEmbedder(onnx_path, path, f"{MODEL_NAME}:{variant}:{fingerprint[:8]}", threads=threads)
+
+
+def _export_in_a_child(ensure: str, model_path: Path, key_dir: Path) -> None:
+    """Run ``onnx_export.<ensure>`` in a child process: the export imports torch (hundreds of MB that
+    would stay in this process) and holds the GIL for seconds (a server's health checks would wait)."""
+    package_root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom search import onnx_export\n"
+        f"onnx_export.{ensure}(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model_path), str(key_dir)], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ModelError(f"exporting the model to ONNX failed: {last.rpartition('Error: ')[2] or last}")

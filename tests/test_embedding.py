@@ -316,3 +316,32 @@ def test_background_embedder_raises_the_load_error_on_use():
         emb.embed(["x"])
     with pytest.raises(ModelError):
         _ = emb.dim
+
+
+# -- the first export runs in a child process ----------------------------------------------------
+@needs_model
+@pytest.mark.slow
+def test_first_export_leaves_no_torch_in_the_process(tmp_path):
+    code = (
+        "import sys\n"
+        "from search.embedding import load_embedder\n"
+        f"v = load_embedder('onnx', cache_dir={str(tmp_path)!r}).embed(['export controls'])\n"
+        "assert v.shape == (1, 384)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert list(tmp_path.glob("*/fp32/model.onnx")), "the export was written to the cache"
+
+
+@pytest.mark.slow
+def test_a_failed_export_is_one_model_error(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"not weights")
+    (model / "config.json").write_text(json.dumps({"hidden_size": 384}))
+    (model / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    with pytest.raises(ModelError, match="exporting the model to ONNX failed") as caught:
+        load_embedder("onnx", model, tmp_path / "cache")
+    assert "\n" not in str(caught.value)
+    assert not list((tmp_path / "cache").glob("*/fp32/model.onnx"))
