@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -378,6 +377,8 @@ def load_embedder(
 def _export_in_a_child(ensure: str, model_path: Path, key_dir: Path) -> None:
     """Run ``onnx_export.<ensure>`` in a child process: the export imports torch (hundreds of MB that
     would stay in this process) and holds the GIL for seconds (a server's health checks would wait)."""
+    import subprocess
+
     package_root = Path(__file__).resolve().parent.parent
     code = (
         "import sys\nfrom pathlib import Path\nfrom search import onnx_export\n"
