@@ -392,7 +392,7 @@ class SearchService:
             self.search(probe, mode=mode)
         self.related_text(probe, limit=1)
         for article in self.suggestions().newest:  # real titles reach other terms, vectors and rows
-            self.search(article.title)
+            self.search(" ".join(article.title.split()[:12]) or probe)
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

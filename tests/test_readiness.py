@@ -114,3 +114,23 @@ def test_serve_exports_the_model_before_it_is_ready(web_settings, tmp_path) -> N
         assert status == 200 and results["hits"]
         assert sorted(p for p in cache.rglob("*") if p.is_file()) == exported
         assert [p.stat().st_mtime_ns for p in exported] == stamps
+
+
+def test_the_warm_up_copes_with_any_title(tmp_path) -> None:
+    """It searches the newest titles: one far over the query limit, or of punctuation only, must not fail it."""
+    from search.indexer import Indexer
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n, title in enumerate(["word " * 600, "?!... ---", "A plain title"]):
+        (corpus / f"{n}.md").write_text(
+            f'---\ntitle: "{title}"\nwebUrl: "https://x.example/{n}"\npublishedDateTime: "2021-01-0{n + 1}"\n---\n',
+            encoding="utf-8",
+        )
+    settings = Settings(index_dir=str(tmp_path / "ix"), query_embedder="hash", index_embedder="hash")
+    Indexer(settings, HashEmbedder()).index([corpus])
+    service = SearchService(settings, HashEmbedder())
+    try:
+        service.warm_up()
+    finally:
+        service.close()
