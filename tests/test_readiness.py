@@ -134,3 +134,21 @@ def test_the_warm_up_copes_with_any_title(tmp_path) -> None:
         service.warm_up()
     finally:
         service.close()
+
+
+def test_an_index_built_after_start_up_is_warmed_before_ready(tmp_path) -> None:
+    from search.indexer import Indexer
+    from webutil import SEEDS
+
+    settings = Settings(index_dir=str(tmp_path / "ix"), query_embedder="hash", index_embedder="hash")
+    app = create_app(settings)
+    client, readiness = app.test_client(), app.extensions["search_readiness"]
+    assert readiness.wait(30)
+    assert client.get("/api/health/ready").get_json()["error"]["type"] == "index_missing"
+    Indexer(settings, HashEmbedder()).index([SEEDS])
+    first = client.get("/api/health/ready")
+    assert first.status_code == 503 and first.get_json()["error"]["type"] == "not_ready"  # warming up on it
+    assert readiness.wait(30)
+    assert client.get("/api/health/ready").status_code == 200
+    assert client.get("/api/health").get_json()["ready"] is True
+    app.extensions["search_service"].close()

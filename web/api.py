@@ -64,7 +64,7 @@ def health() -> dict:
     readiness = get_readiness()
     return {
         "status": "ok",
-        "ready": readiness.done and readiness.blocking_error() is None and facts["generation"] is not None,
+        "ready": readiness.done and readiness.error is None and facts["generation"] is not None,
         "generation": facts["generation"],
         "articles": facts["articles"],
     }
@@ -80,6 +80,8 @@ def ready() -> dict:
     error = readiness.blocking_error()
     if error is not None:
         raise error
+    if readiness.retry_when_indexed():  # the index was built after start-up: warm up on it first
+        raise NotReady()
     return dict(get_service().health(), status="ready")
 
 

@@ -22,11 +22,23 @@ class Readiness:
         self.service = service
         self.error: Exception | None = None
         self._done = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="warm-up", daemon=True)
         thread.start()
         return thread
+
+    def retry_when_indexed(self) -> bool:
+        """After a warm-up that found no usable index, start another if one opens now; True if started."""
+        with self._lock:
+            if not self.done or not isinstance(self.error, IndexMissing | IndexCorrupt):
+                return False
+            self.service.health()  # raises while there is still no usable index
+            self.error = None
+            self._done.clear()
+        self.start()
+        return True
 
     def run(self) -> None:
         try:
