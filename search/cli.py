@@ -34,6 +34,39 @@ def _fail_cleanly(func: Callable) -> Callable:
     return wrapper
 
 
+_state = {"read_only": False}  # set by a read-only command: then the process may exit without teardown
+
+
+def _read_only(func: Callable) -> Callable:
+    """Mark a command that writes nothing (see ``entry``)."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        _state["read_only"] = True
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def entry() -> None:
+    """The ``search-cli`` program: ``main``, then, after a read-only command, an exit without the
+    interpreter's teardown. Unloading numpy, FAISS, Whoosh and ONNX Runtime takes longer than a
+    warm query (measured: 0.38 s against 0.04 s, machine under load), and a read-only command
+    leaves nothing to write but its output, which is flushed first."""
+    try:
+        main()
+    except SystemExit as done:
+        if not _state["read_only"]:
+            raise
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (| head): nothing more to say
+                pass
+        os._exit(code)
+
+
 index_dir_option = click.option(
     "--index-dir", default=None, metavar="DIR", help="Index directory (default: setting index_dir, 'index')."
 )
@@ -169,6 +202,7 @@ class _ProgressBars:
 @config_option
 @json_option
 @_fail_cleanly
+@_read_only
 def query(text, mode, limit, offset, provider, topic, since, until, sort, index_dir, config_file, as_json):
     """Search for TEXT. Words are OR-ed; "quoted phrases", field:value, AND/OR/NOT work."""
     with _service(config_file, index_dir, embeds=mode != "keyword") as service:
@@ -198,6 +232,7 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, index_
 @config_option
 @json_option
 @_fail_cleanly
+@_read_only
 def related(article_id, limit, index_dir, config_file, as_json):
     """Articles like the stored article ARTICLE_ID ("more like this")."""
     with _service(config_file, index_dir) as service:
@@ -215,6 +250,7 @@ def related(article_id, limit, index_dir, config_file, as_json):
 @config_option
 @json_option
 @_fail_cleanly
+@_read_only
 def show(article_id, index_dir, config_file, as_json):
     """Show one stored article and the related items its publisher listed."""
     with _service(config_file, index_dir) as service:
@@ -242,6 +278,7 @@ def show(article_id, index_dir, config_file, as_json):
 @config_option
 @json_option
 @_fail_cleanly
+@_read_only
 def stats(index_dir, config_file, as_json):
     """Counts and facts about the live index."""
     with _service(config_file, index_dir) as service:
@@ -445,4 +482,4 @@ def _date(value) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    entry()

@@ -204,3 +204,33 @@ def test_readme_cli_section_is_generated_from_the_commands():
             for param in command.params:
                 if param.name != "help" and isinstance(param, click.Option):
                     assert max(param.opts, key=len) in usage, f"{name}: {param.opts} missing from the synopsis"
+
+
+def _as_a_process(args, cwd):
+    """``search-cli ARGS`` in a real process, with an exit hook that says whether teardown ran."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('TEARDOWN', file=sys.stderr))\n"
+        "from search.cli import entry\n"
+        "sys.argv = ['search-cli', *sys.argv[1:]]\n"
+        "entry()\n"
+    )
+    env = {**os.environ, "SEARCH_QUERY_EMBEDDER": "hash", "SEARCH_INDEX_EMBEDDER": "hash"}
+    command = [sys.executable, "-c", code, *map(str, args)]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_read_only_commands_exit_without_teardown_and_lose_no_output(indexed, tmp_path):
+    root = SEEDS.parent
+    ix = tmp_path / "ix"
+    done = _as_a_process(["query", "export controls", "--json", "--index-dir", ix], root)
+    assert done.returncode == 0 and "TEARDOWN" not in done.stderr
+    assert json.loads(done.stdout)["hits"][0]["title"] == IBM_TITLE  # all of it, flushed
+    failed = _as_a_process(["show", "AAAAAAAAAAA", "--index-dir", ix], root)
+    assert failed.returncode == 1 and "no article with id" in failed.stderr and "TEARDOWN" not in failed.stderr
+    written = _as_a_process(["index", SEEDS, "--index-dir", ix], root)
+    assert written.returncode == 0 and "TEARDOWN" in written.stderr  # a writer exits the ordinary way
