@@ -41,11 +41,11 @@ test-fast: install
 	$(PY) -m pytest -q -m "not model and not browser"
 
 lint: install
-	$(VENV)/bin/ruff check search web tests bench
-	$(VENV)/bin/ruff format --check search web tests bench
+	$(VENV)/bin/ruff check search web tests bench studies
+	$(VENV)/bin/ruff format --check search web tests bench studies
 
 format: install
-	$(VENV)/bin/ruff format search web tests bench
+	$(VENV)/bin/ruff format search web tests bench studies
 
 bench: install
 	$(PY) -m bench.run_all

@@ -14,7 +14,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.common import Context, loadavg, percentiles, size_label, target, write_result
+from bench.common import Context, loadavg, percentiles, settings_for, size_label, target, write_result
 from bench.corpus import load_pool
 from bench.indexing import ensure_index
 from bench.queries import make_queries
@@ -171,7 +171,6 @@ def filtered_recall(xb: np.ndarray, xq: np.ndarray, share: float = 0.025, ef: in
 
 
 def embed_queries(ctx: Context, n: int) -> np.ndarray:
-    from bench.query import settings_for
     from search.embedding import HashEmbedder, load_embedder
 
     kind = settings_for(ctx, ctx.work).query_embedder

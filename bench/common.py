@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -325,3 +329,11 @@ def git_revision() -> str:
     except OSError:
         return ""
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def settings_for(ctx: Context, index_dir: Path) -> Settings:
+    """Settings as the CLI would read them, plus the context's SEARCH_* overrides."""
+    from search.config import load_settings
+
+    env = {k[len("SEARCH_") :].lower(): v for k, v in ctx.env.items() if k.startswith("SEARCH_")}
+    return load_settings(None, **{**env, "index_dir": str(index_dir)})

@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.common import Context, Run, loadavg, profile, run_cli, size_label, target, write_result
+from bench.common import Context, Run, loadavg, profile, run_cli, settings_for, size_label, target, write_result
 from bench.corpus import build_corpus
 
 
@@ -143,7 +143,6 @@ def _profile_build(ctx: Context, corpus: Path) -> dict:
 def bench_embed(ctx: Context, n: int = 1500) -> Path:
     """Index-time embedding throughput on synthetic article texts: threads x batch shape (onnx-int8)."""
     from bench.corpus import load_pool, synthesize
-    from bench.query import settings_for
     from search.embedding import load_embedder
 
     started = time.perf_counter()

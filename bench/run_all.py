@@ -5,9 +5,9 @@
     python -m bench.run_all scale ann --scale 100k
 
 Benchmarks: format (Markdown vs JSON Lines loading), embed (index-time embedding
-throughput by threads and batch shape), index (targets 3, 4), cold (1),
-warm (2), serve (5), scale (2, 5 and 6 at --scale), warm-scale (2 at --scale, on the
-index scale built), ann (6: FAISS index types).
+throughput by threads and batch shape), index (targets 3, 4), cold (1), warm (2),
+serve (5), ready (start-up of serve, issue 12), scale (2, 5 and 6 at --scale),
+warm-scale (2 at --scale, on the index scale built), ann (6: FAISS index types).
 Run one at a time on a quiet machine: each records the load average it saw.
 """
 
@@ -27,6 +27,7 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
     from bench.ann import bench_ann
     from bench.indexing import bench_embed, bench_format, bench_index
     from bench.query import bench_cold, bench_warm
+    from bench.ready import bench_ready
     from bench.scale import bench_scale
     from bench.serving import bench_serve
 
@@ -38,12 +39,13 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
         "warm": bench_warm,
         "warm-scale": lambda ctx: bench_warm(ctx, ctx.scale, "warm-scale"),
         "serve": bench_serve,
+        "ready": bench_ready,
         "scale": bench_scale,
         "ann": bench_ann,
     }
 
 
-NAMES = ("format", "embed", "index", "cold", "warm", "serve", "scale", "warm-scale", "ann")
+NAMES = ("format", "embed", "index", "cold", "warm", "serve", "ready", "scale", "warm-scale", "ann")
 
 
 def run(names: list[str], ctx: Context) -> list[Path]:

@@ -52,14 +52,16 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {self._log.name}")
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/api/health")
+                conn.request("GET", "/api/health/ready")  # 503 until the model is loaded and the index warm
                 if conn.getresponse().status == 200:
-                    conn.close()
                     return
             except OSError:
-                time.sleep(0.1)
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.1)
         raise RuntimeError(f"server on port {self.port} not ready after {timeout}s")
 
     def stop(self) -> None:

@@ -43,7 +43,12 @@ SETTINGS: dict[str, str] = {
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
     "fields": "Indexing: article field -> source field, e.g. {title: headline}; unmapped fields use well-known names.",
+    "api_keys": "Comma-separated keys the JSON API requires (X-API-Key or Authorization: Bearer); empty = no key.",
+    "cors_origins": "Comma-separated origins whose pages may call the JSON API (* = any); empty = no CORS.",
+    "rate_limit": "Requests per second each client (API key, else IP address) may make on average; 0 = no limit.",
+    "rate_burst": "Requests a client may make at once before rate_limit slows it down.",
 }
+SECRETS = ("api_keys",)  # `search-cli settings` masks their values
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class Settings:
     threads: int = 1
     approximate_above: int = 200_000
     fields: tuple[tuple[str, str], ...] = ()  # `fields:` in search.yaml; SEARCH_FIELDS="title=headline,..."
+    api_keys: str = ""
+    cors_origins: str = ""
+    rate_limit: float = 0.0
+    rate_burst: int = 20
 
     def with_overrides(self, **overrides: object) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -90,6 +99,8 @@ def _coerce(name: str, value: object) -> object:
     if name == "fields":
         return _field_pairs(value)
     kind = type(getattr(Settings(), name))
+    if kind is str and isinstance(value, list | tuple):  # a YAML list for a comma-separated setting
+        value = ",".join(str(v) for v in value)
     if isinstance(value, kind):
         return value
     try:
@@ -118,10 +129,10 @@ def _validated(s: Settings) -> Settings:
     for name in ("semantic_floor", "related_floor", "related_keyword_floor"):
         if not -1.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between -1 and 1")
-    for name in ("rrf_k", "candidates", "min_candidates", "threads", "match_all_upto"):
+    for name in ("rrf_k", "candidates", "min_candidates", "threads", "match_all_upto", "rate_burst"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
-    for name in ("feedback_docs", "feedback_weight", "related_halflife"):
+    for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
     return s

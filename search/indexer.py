@@ -10,8 +10,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from search import generations as gen
 from search.columns import Columns
 from search.config import Settings
-from search.errors import ArticleError, ConfigError, IndexCorrupt
+from search.errors import ArticleError, ConfigError, DiskFull, IndexCorrupt, SearchError, is_disk_full
 from search.keyword import KeywordIndex
 from search.loader import FileResult, Record
 from search.mapping import FieldMap
@@ -58,6 +59,7 @@ class IndexReport:
     articles: int = 0
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+    not_found: list[str] = field(default_factory=list)  # delete: ids the index did not hold
 
     @property
     def docs_per_second(self) -> float:
@@ -125,7 +127,7 @@ class Indexer:
         """
         started = time.perf_counter()
         report = IndexReport()
-        with gen.WriterLock(self.root, wait):
+        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = None if rebuild else _live(self.root)
             t0 = time.perf_counter()
@@ -153,7 +155,7 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         result = FileResult(source, records=list(records))
-        with gen.WriterLock(self.root, wait):
+        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = None if rebuild else _live(self.root)
             scan = Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
@@ -163,13 +165,28 @@ class Indexer:
         return report
 
     def delete(self, ids: Iterable[str], *, wait: float = 0.0) -> IndexReport:
-        """Remove articles by id (their source records stay, so a --rebuild brings them back)."""
+        """Remove articles by id (their source records stay, so a --rebuild brings them back).
+
+        Ids the index does not hold are listed in ``report.not_found``; when none of the ids is
+        held, nothing is written (no new generation). A missing index directory is not created.
+        """
         started = time.perf_counter()
         report = IndexReport()
-        with gen.WriterLock(self.root, wait):
+        ids = list(dict.fromkeys(ids))
+        gen.require_current(self.root)  # before the writer lock, which would create the directory
+        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
             gen.cleanup(self.root)
             live = gen.require_current(self.root)
-            self._build(live, Scan(), report, None, delete_ids=set(ids))
+            store = ArticleStore(live / gen.STORE_FILE, readonly=True)
+            try:
+                held = store.hashes(ids)
+            finally:
+                store.close()
+            report.not_found = [i for i in ids if i not in held]
+            if held:
+                self._build(live, Scan(), report, None, delete_ids=set(held))
+            else:
+                report.generation, report.articles = live.name, _count(live)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -201,12 +218,15 @@ class Indexer:
         delete_ids: set[str] | None = None,
     ) -> None:
         name, tmp = gen.next_generation(self.root)
-        tmp.mkdir(parents=True)
         try:
+            tmp.mkdir(parents=True)
             self._build_into(tmp, name, live, scan, report, progress, delete_ids or set())
             gen.publish(self.root, tmp, name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if _serving(self.root) != name:  # renamed into place but never made live (CURRENT not switched)
+                shutil.rmtree(self.root / name, ignore_errors=True)
+                (self.root / f"{gen.CURRENT}.tmp").unlink(missing_ok=True)
             raise
         gen.cleanup(self.root)
         report.generation = name
@@ -374,6 +394,35 @@ class Indexer:
             workers.shutdown(wait=True, cancel_futures=True)
             cache.close()
         return np.stack([found[a.text_hash] for a in articles]).astype(np.float32)
+
+
+@contextmanager
+def _disk_full_reported(root: Path) -> Iterator[None]:
+    """A full disk anywhere in a write (SQLite, Whoosh, FAISS, the OS) becomes one DiskFull that says
+    where, and what still serves. The unfinished generation is already gone (``_build`` removes it)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        serving = _serving(root)
+        still = f"the previous index ({serving}) still serves" if serving else "no index was published"
+        name = getattr(exc, "filename", None)
+        writing = f" (writing {name})" if name else ""
+        raise DiskFull(
+            f"the disk is full: no space to write the new index generation in {root.absolute()}{writing} - "
+            f"{still} and nothing was changed; free some space and run the command again"
+        ) from exc
+
+
+def _serving(root: Path) -> str | None:
+    """The live generation's name, or None (no index, or CURRENT unreadable)."""
+    try:
+        return gen.current_name(root)
+    except SearchError:
+        return None
 
 
 def _live(root: Path) -> Path | None:

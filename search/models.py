@@ -1,4 +1,4 @@
-"""Typed records shared by every layer: Article, Hit, Results.
+"""Typed records shared by every layer: Article, ArticleDetail, Suggestions, Hit, Results.
 
 Each has ``to_dict()``; the CLI's ``--json`` and the web API print exactly that dict.
 """
@@ -99,6 +99,37 @@ class Components:
 
     def to_dict(self) -> dict:
         return {k: (_round(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class ArticleDetail:
+    """An article with the first of its publisher-listed related items: what `show` and the article API return.
+
+    ``listed`` holds the stored ones among the first ``listed_limit`` related ids; ``listed_omitted``
+    counts the related ids past that cap, so one response stays bounded however long the list is.
+    """
+
+    article: Article
+    listed: tuple[Article, ...]
+    listed_omitted: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(
+            self.article.to_dict(),
+            related_articles=[a.to_dict() for a in self.listed],
+            related_omitted=self.listed_omitted,
+        )
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """Where to start in an index: its most frequent topics and its newest articles."""
+
+    topics: tuple[str, ...] = ()
+    newest: tuple[Article, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"topics": list(self.topics), "newest": [a.to_dict() for a in self.newest]}
 
 
 @dataclass(frozen=True)

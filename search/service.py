@@ -22,16 +22,17 @@ import numpy as np
 from search import fusion, matching
 from search import generations as gen
 from search.config import MODES, Settings
+from search.dates import parse_datetime
 from search.errors import ConfigError, InvalidQuery, NotFound
-from search.loader import parse_datetime
 from search.local import Filters, LocalReader, Scored
-from search.models import Article, Components, Hit, Results
+from search.models import Article, ArticleDetail, Components, Hit, Results, Suggestions
 from search.query import Plan, parse
 from search.urls import id_to_int, int_to_id, is_valid_id
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
+MAX_LISTED = 100  # publisher-listed related items in one article response
 SORTS = ("relevance", "newest")
 NO_PLAN = Plan(text="")
 
@@ -418,6 +419,42 @@ class SearchService:
             bytes_on_disk=size,
         )
         return out
+
+    # -- for the shells (added by the hardening work; no query logic) ----------------------------
+    def detail(self, article_id: str, listed_limit: int = MAX_LISTED) -> ArticleDetail:
+        """An article and its first ``listed_limit`` publisher-listed related items that are stored."""
+        with self._acquire() as view:
+            article = self._get(view, article_id)
+            wanted = list(article.related[:listed_limit])
+            found = view.store.get_many(wanted)
+        listed = tuple(found[i] for i in wanted if i in found)
+        return ArticleDetail(article, listed, max(0, len(article.related) - listed_limit))
+
+    _suggestions: tuple | None = None  # ((generation, topics, newest), Suggestions) of suggestions()
+
+    def suggestions(self, topics: int = 4, newest: int = 3) -> Suggestions:
+        """The live index's most frequent topics and newest articles (the home page's examples),
+        computed once per generation."""
+        with self._acquire() as view:
+            key = (view.path.name, topics, newest)
+            cached = self._suggestions
+            if cached is None or cached[0] != key:
+                found = Suggestions(
+                    tuple(t for t, _ in view.store.top_topics(topics)), tuple(view.store.newest(newest))
+                )
+                cached = self._suggestions = (key, found)
+        return cached[1]
+
+    def warm_up(self, probe: str = "news") -> None:
+        """Do now what the first requests would otherwise pay for: load (and on a first run export) the
+        query model, open the index, and run ``probe`` through every mode and "more like this", so
+        every engine has loaded its files and run its code once. Errors propagate (IndexMissing...)."""
+        self.embedder.embed([probe])
+        for mode in MODES:
+            self.search(probe, mode=mode)
+        self.related_text(probe, limit=1)
+        for article in self.suggestions().newest:  # real titles reach other terms, vectors and rows
+            self.search(" ".join(article.title.split()[:12]) or probe)
 
 
 # -- ranking helpers ----------------------------------------------------------------------------

@@ -8,12 +8,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.errors import IndexCorrupt
-from search.loader import Record
+from search.errors import IndexCorrupt, is_disk_full
 from search.models import Article
+
+if TYPE_CHECKING:  # the loader imports the YAML and feed parsers, which a query never needs
+    from search.loader import Record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -35,8 +38,8 @@ CREATE INDEX IF NOT EXISTS records_path ON records(path);
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     try:
-        if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        if readonly:  # a URI, so the path is percent-encoded: '#', '?' and '%' are legal in directory names
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         else:
             conn = sqlite3.connect(str(path), check_same_thread=False)
         conn.execute("PRAGMA query_only = 1" if readonly else "PRAGMA journal_mode = DELETE")
@@ -162,6 +165,22 @@ class ArticleStore:
         top = lambda d: sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:size]  # noqa: E731
         return {"provider": top(providers), "topic": top(topics)}
 
+    def top_topics(self, n: int) -> list[tuple[str, int]]:
+        """The ``n`` most frequent topics (case-insensitively) and their article counts."""
+        sql = (
+            "SELECT min(topic), count(*) AS n FROM topics GROUP BY topic COLLATE NOCASE "
+            "ORDER BY n DESC, min(topic) LIMIT ?"
+        )
+        return [(topic, count) for topic, count in self._conn.execute(sql, (n,))]
+
+    def newest(self, n: int) -> list[Article]:
+        """The ``n`` most recently published main articles (not related-item stubs)."""
+        sql = (
+            "SELECT data FROM articles WHERE published IS NOT NULL AND NOT json_extract(data, '$.is_stub') "
+            "ORDER BY published DESC, id LIMIT ?"
+        )
+        return [Article.from_dict(json.loads(data)) for (data,) in self._conn.execute(sql, (n,))]
+
     def stats(self) -> dict:
         q = self._conn.execute
         return {
@@ -214,6 +233,8 @@ def _row_record(row: tuple) -> Record:
     fields = json.loads(fields_json)
     fields["published"] = datetime.fromisoformat(fields["published"]) if fields.get("published") else None
     fields["topics"] = tuple(fields.get("topics") or ())
+    from search.loader import Record
+
     return Record(url, fields, bool(main), path, line, tuple(json.loads(related_json)))
 
 
@@ -233,7 +254,9 @@ class EmbeddingCache:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
             )
-        except sqlite3.DatabaseError:  # a damaged cache is rebuilt, never fatal
+        except sqlite3.DatabaseError as exc:  # a damaged cache is rebuilt, never fatal
+            if is_disk_full(exc):  # not damaged: the disk is full, and the cache is worth keeping
+                raise
             path.unlink(missing_ok=True)
             self._conn = sqlite3.connect(str(path))
             self._conn.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,45 @@ def test_ann_comparison_recall_and_recommendation():
     assert exact["recall@10_tie_tolerant"] == 1.0
     best = recommend(out)
     assert not best or best["fastest"]["recall@10"] >= 0.98 <= best["smallest"]["recall@10"]
+
+
+def test_bench_modules_import_each_other_without_cycles():
+    """Imports between bench/ modules (module level or inside functions) form no cycle."""
+    import ast
+    from graphlib import CycleError, TopologicalSorter
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    graph: dict[str, set[str]] = {}
+    for path in bench.glob("*.py"):
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bench."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("bench."))
+    try:
+        list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        pytest.fail(f"import cycle in bench/: {' -> '.join(exc.args[1])}")
+
+
+@pytest.mark.parametrize("name", ["eval_beir", "eval_keyword", "eval_related", "eval_sweep", "embed_parity"])
+def test_the_finished_studies_still_import(name):
+    """studies/ is not run by anything; this keeps its scripts importable as the code moves on."""
+    import importlib
+
+    assert callable(importlib.import_module(f"studies.{name}").main)
+
+
+@pytest.mark.slow
+def test_ready_benchmark_starts_a_real_server_twice(ctx, monkeypatch):
+    from bench.ready import AFTER_FIRST, bench_ready
+
+    for key, value in HASH.items():
+        monkeypatch.setenv(key, value)
+    result = json.loads(bench_ready(replace(ctx, size=50)).read_text())
+    for start in ("empty_model_cache", "warm_model_cache"):
+        run = result["figures"][start]
+        assert 0 < run["port_open_s"] <= run["ready_s"]
+        assert run["first_search_ms"] > 0 and run[f"median_of_next_{AFTER_FIRST}_ms"] > 0
+    assert all(t["passed"] in (True, False) for t in result["targets"])

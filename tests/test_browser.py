@@ -114,9 +114,9 @@ def test_search_then_more_like_this(browser, base_url: str) -> None:
     assert ibm is not None, [h.find_element(By.TAG_NAME, "h2").text for h in hits]
     marked = {m.text.lower() for m in ibm.find_elements(By.TAG_NAME, "mark")}
     assert any("export" in m for m in marked) and any("control" in m for m in marked)
-    assert browser.find_elements(By.CSS_SELECTOR, "aside.filters .facet li .count")
+    assert browser.find_elements(By.CSS_SELECTOR, ".filters .facet li .count")
     assert screenshot(browser, "search-results.png", 1280).stat().st_size > 10_000
-    screenshot(browser, "search-results-phone.png", 375)
+    assert screenshot(browser, "search-results-phone.png", 375).stat().st_size > 10_000
 
     ibm = next(
         h
@@ -129,4 +129,80 @@ def test_search_then_more_like_this(browser, base_url: str) -> None:
     related = browser.find_elements(By.CSS_SELECTOR, "section.related:not(.listed) ul.stories li")
     assert len(related) >= 1
     assert screenshot(browser, "article.png", 1280).stat().st_size > 10_000
-    screenshot(browser, "article-phone.png", 375)
+    assert screenshot(browser, "article-phone.png", 375).stat().st_size > 10_000
+
+
+def set_width(driver, width: int) -> None:
+    """Emulate a screen ``width`` CSS pixels wide (a phone's when narrow) and let the page lay out again."""
+    metrics = {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def visible(driver, selector: str) -> bool:
+    """Whether the first element matching ``selector`` is rendered and has a size. (Selenium's own
+    is_displayed() calls anything inside a closed <details> hidden, whatever the style sheet does.)"""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); const r = e.getBoundingClientRect();"
+        "return e.checkVisibility() && r.width > 0 && r.height > 0;",
+        selector,
+    )
+
+
+def box(driver, selector: str) -> dict:
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, height: r.height};",
+        selector,
+    )
+
+
+PHONE = 375
+PHONE_PAGES = [
+    "/",
+    "/search?q=export+controls",
+    "/search?q=recognition&mode=keyword&limit=2&page=2&provider=Reuters",
+    "/search?mode=keyword&q=" + "x" * 300,  # no results: a long unbroken word in the heading
+    "/search?q=robots&provider=" + "y" * 200,  # a long word in a filter chip and in the facet list
+    "/search?q=control+panels&mode=keyword",  # the hostile article
+    "/articles/AAAAAAAAAAA",
+]
+
+
+@pytest.mark.parametrize("path", PHONE_PAGES)
+def test_no_horizontal_scroll_at_phone_width(browser, base_url: str, path: str) -> None:
+    set_width(browser, PHONE)
+    try:
+        browser.get(base_url + path)
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= PHONE, f"{path} scrolls sideways: {width} px wide at {PHONE}"
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_filters_come_first_and_fold_on_a_phone(browser, base_url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    set_width(browser, PHONE)
+    try:
+        browser.get(base_url + "/search?q=facial+recognition")
+        summary = browser.find_element(By.CSS_SELECTOR, "details.filters > summary")
+        assert box(browser, "details.filters")["bottom"] <= box(browser, "section.results")["top"]
+        assert visible(browser, "details.filters > summary") and not visible(browser, ".facet .count")
+        summary.click()
+        assert visible(browser, ".facet .count") and visible(browser, "form.dates")
+        browser.get(base_url + "/search?q=facial+recognition&topic=Policy")  # an active filter: open
+        assert visible(browser, ".facet .count")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_filters_are_an_open_column_on_a_wide_screen(browser, base_url: str) -> None:
+    set_width(browser, 1280)
+    try:
+        browser.get(base_url + "/search?q=facial+recognition")
+        assert box(browser, "details.filters")["left"] >= box(browser, "section.results")["right"]
+        assert box(browser, "details.filters")["top"] <= box(browser, "section.results")["top"] + 1
+        assert visible(browser, ".facet .count") and visible(browser, "form.dates")  # no click needed
+        assert not visible(browser, "details.filters > summary")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -206,3 +207,110 @@ def test_index_lists_warnings_with_file_and_line(cli, tmp_path):
     result = cli("index", table)
     assert result.exit_code == 0 and "Indexed 2 new" in result.output
     assert "1 warning(s):" in result.output and f"{table}:3: date '31/02/2023' is not a date" in result.output
+
+
+@pytest.mark.parametrize("name", ["ix#hash", "ix?query", "ix%41", "ix %23 both#?"])
+def test_index_dir_names_with_uri_characters(cli, tmp_path, name):
+    assert cli("index", SEEDS, "--index-dir", name).exit_code == 0
+    result = cli("stats", "--index-dir", name, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["articles"] > 0
+    assert cli("query", "export controls", "--index-dir", name).exit_code == 0
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no stray file named after part of the path
+
+
+def generations(root):
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("gen-"))
+
+
+def test_delete_of_unknown_ids_says_not_found_and_changes_nothing(indexed, tmp_path):
+    root = tmp_path / "ix"
+    before = (generations(root), (root / "CURRENT").read_text())
+    unknown = [article_id(f"https://nowhere.example/{n}") for n in range(2)]
+    result = indexed("delete", *unknown)
+    assert result.exit_code == 0, result.output
+    assert f"Not found (nothing to remove): {unknown[0]}, {unknown[1]}" in result.output
+    assert "unchanged" in result.output and "Removed" not in result.output
+    assert (generations(root), (root / "CURRENT").read_text()) == before
+
+
+def test_delete_reports_the_unknown_among_known_ids(indexed):
+    result = indexed("delete", IBM, "AAAAAAAAAAA")
+    assert result.exit_code == 0
+    assert "Not found (nothing to remove): AAAAAAAAAAA" in result.output and "Removed 1 article(s)" in result.output
+
+
+def test_delete_against_a_missing_index_creates_nothing(cli, tmp_path):
+    result = cli("delete", IBM, "--index-dir", tmp_path / "nowhere")
+    assert result.exit_code == 1 and "No index in" in result.output
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_model_that_fails_to_load_is_one_line(indexed, tmp_path, monkeypatch):
+    """The query model loads in a thread while the index opens; its error still ends the command cleanly."""
+    monkeypatch.setenv("SEARCH_QUERY_EMBEDDER", "onnx")
+    monkeypatch.setenv("SEARCH_MODEL_PATH", str(tmp_path / "no-model"))
+    result = indexed("query", "export controls")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "does not exist" in result.output
+    keyword = indexed("query", "export controls", "--mode", "keyword")  # its match set needs meaning too
+    assert keyword.exit_code == 1 and len(keyword.output.strip().splitlines()) == 1
+
+
+def test_the_query_path_imports_no_yaml_or_torch():
+    """Import structure of a cold query: what it does not need, it does not load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import search.cli, search.service, search.store, search.embedding\n"
+        "unwanted = ('yaml', 'torch', 'transformers', 'sentence_transformers', 'flask')\n"
+        "print(sorted(m for m in unwanted if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=SEEDS.parent)
+    assert out.stdout.strip() == "[]"
+
+
+def test_readme_cli_section_is_generated_from_the_commands():
+    readme = (SEEDS.parent / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- cli-usage:start -->\n", "<!-- cli-usage:end -->"
+    section = readme[readme.index(start) + len(start) : readme.index(end)]
+    usage = CliRunner().invoke(main, ["usage"]).output
+    assert section == usage, "README's CLI section is stale: paste the output of `search-cli usage` between the markers"
+    for name, command in main.commands.items():
+        if not command.hidden:
+            assert f"search-cli {name} " in usage or f"search-cli {name}\n" in usage
+            for param in command.params:
+                if param.name != "help" and isinstance(param, click.Option):
+                    assert max(param.opts, key=len) in usage, f"{name}: {param.opts} missing from the synopsis"
+
+
+def _as_a_process(args, cwd):
+    """``search-cli ARGS`` in a real process, with an exit hook that says whether teardown ran."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('TEARDOWN', file=sys.stderr))\n"
+        "from search.cli import entry\n"
+        "sys.argv = ['search-cli', *sys.argv[1:]]\n"
+        "entry()\n"
+    )
+    env = {**os.environ, "SEARCH_QUERY_EMBEDDER": "hash", "SEARCH_INDEX_EMBEDDER": "hash"}
+    command = [sys.executable, "-c", code, *map(str, args)]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_read_only_commands_exit_without_teardown_and_lose_no_output(indexed, tmp_path):
+    root = SEEDS.parent
+    ix = tmp_path / "ix"
+    done = _as_a_process(["query", "export controls", "--json", "--index-dir", ix], root)
+    assert done.returncode == 0 and "TEARDOWN" not in done.stderr
+    assert json.loads(done.stdout)["hits"][0]["title"] == IBM_TITLE  # all of it, flushed
+    failed = _as_a_process(["show", "AAAAAAAAAAA", "--index-dir", ix], root)
+    assert failed.returncode == 1 and "no article with id" in failed.stderr and "TEARDOWN" not in failed.stderr
+    written = _as_a_process(["index", SEEDS, "--index-dir", ix], root)
+    assert written.returncode == 0 and "TEARDOWN" in written.stderr  # a writer exits the ordinary way

@@ -1,14 +1,42 @@
+from dataclasses import fields
+
 import pytest
 
 from search.config import SETTINGS, Settings, load_settings, settings_table
 from search.errors import ConfigError
 
 
-def test_every_setting_has_help_and_is_in_the_readme():
+def test_every_setting_has_a_default_help_and_a_readme_row():
+    """The Settings fields and the help table name the same settings, in the same order."""
+    assert [f.name for f in fields(Settings)] == list(SETTINGS), "add the setting to both Settings and SETTINGS"
     readme = (__import__("conftest").ROOT / "README.md").read_text()
-    for name, _default, help_text in settings_table():
-        assert help_text and name in SETTINGS
-        assert f"`{name}`" in readme, f"setting {name} is not documented in README.md"
+    for name, default, help_text in settings_table():
+        assert len(help_text) > 20 and help_text.endswith("."), f"{name}: say what it does, in a sentence"
+        assert f"| `{name}` | `{default}` |" in readme, f"setting {name} is not in README.md's table"
+
+
+def _other_value(name: str, default: object) -> object:
+    """A valid value of setting ``name`` that is not its default."""
+    if name == "fusion":
+        return "rrf"
+    if isinstance(default, float):
+        return default / 2 if default else 0.5
+    if isinstance(default, int):
+        return default + 1
+    return f"{default}-other"
+
+
+@pytest.mark.parametrize("name", [n for n in SETTINGS if n != "fields"])  # fields: a mapping, tested below
+def test_every_setting_reads_from_the_environment_and_the_file(name, tmp_path, monkeypatch):
+    default = getattr(Settings(), name)
+    value = _other_value(name, default)
+    monkeypatch.setenv(f"SEARCH_{name.upper()}", str(value))
+    monkeypatch.chdir(tmp_path)  # no search.yaml here
+    assert getattr(load_settings(), name) == value
+    monkeypatch.delenv(f"SEARCH_{name.upper()}")
+    config = tmp_path / "search.yaml"
+    config.write_text(f"{name}: {value!r}\n" if isinstance(value, str) else f"{name}: {value}\n")
+    assert getattr(load_settings(config), name) == value
 
 
 def test_readme_settings_table_is_generated():
@@ -54,3 +82,12 @@ def test_bad_fields_section_is_refused(tmp_path, bad):
     config.write_text(bad)
     with pytest.raises(ConfigError):
         load_settings(config)
+
+
+def test_the_fields_mapping_reads_from_the_environment_and_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEARCH_FIELDS", "title=hed,url=meta.href")
+    assert load_settings().fields == (("title", "hed"), ("url", "meta.href"))
+    monkeypatch.delenv("SEARCH_FIELDS")
+    (tmp_path / "search.yaml").write_text("fields:\n  title: hed\n")
+    assert load_settings(tmp_path / "search.yaml").fields == (("title", "hed"),)

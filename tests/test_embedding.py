@@ -239,3 +239,109 @@ def test_ensure_built_leaves_nothing_when_the_build_fails(tmp_path):
     with pytest.raises(ModelError, match="export failed"):
         ensure_built(tmp_path / "variant", build)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+
+
+# -- the pre-optimised copy ----------------------------------------------------------------------
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_preoptimized_copy_is_built_once_beside_the_model(tmp_path):
+    from search.embedding import preoptimized
+
+    model = tmp_path / "model.onnx"
+    _tiny_model(model)
+    copy = preoptimized(model)
+    assert copy != model and copy.parent == tmp_path and copy.name.startswith("model.ort-")
+    stamp = copy.stat().st_mtime_ns
+    assert preoptimized(model) == copy and copy.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    np.testing.assert_array_equal(_run(copy, x), _run(model, x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.onnx", copy.name])  # no scratch left
+
+
+def test_preoptimized_falls_back_to_the_model_when_it_cannot_write(tmp_path, monkeypatch):
+    from search.embedding import preoptimized
+
+    model = tmp_path / "model.onnx"
+    _tiny_model(model)
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
+    assert preoptimized(model) == model
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+@needs_model
+@pytest.mark.parametrize("kind", ["onnx", "onnx-int8"])
+def test_preoptimized_model_embeds_bit_identically(kind, model_cache):
+    """The copy only saves start-up time: vectors equal those of a session on the exported model."""
+    import onnxruntime as ort
+
+    from search.embedding import OnnxEmbedder
+
+    emb = load_embedder(kind, cache_dir=model_cache)
+    exported = Path(emb._session._model_path).with_name("model.onnx")
+    assert Path(emb._session._model_path) != exported  # the session runs the pre-optimised copy
+    plain = OnnxEmbedder.__new__(OnnxEmbedder)
+    plain.__dict__.update(emb.__dict__)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads, opts.log_severity_level = 1, 3
+    plain._session = ort.InferenceSession(str(exported), opts, providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(emb.embed(SENTENCES), plain.embed(SENTENCES))
+
+
+# -- loading in the background -------------------------------------------------------------------
+def test_background_embedder_is_the_loaded_one():
+    from search.embedding import BackgroundEmbedder
+
+    emb = BackgroundEmbedder(HashEmbedder)
+    assert (emb.model_id, emb.model_name, emb.dim) == ("hash-v1:384", "hash-v1", 384)
+    np.testing.assert_array_equal(emb.embed(SENTENCES), HashEmbedder().embed(SENTENCES))
+    assert isinstance(emb, Embedder)
+
+
+def test_background_embedder_raises_the_load_error_on_use():
+    from search.embedding import BackgroundEmbedder
+
+    def fail():
+        raise ModelError("the model is not there")
+
+    emb = BackgroundEmbedder(fail)
+    emb.wait()  # waiting does not raise
+    with pytest.raises(ModelError, match="not there"):
+        emb.embed(["x"])
+    with pytest.raises(ModelError):
+        _ = emb.dim
+
+
+# -- the first export runs in a child process ----------------------------------------------------
+@needs_model
+@pytest.mark.slow
+def test_first_export_leaves_no_torch_in_the_process(tmp_path):
+    code = (
+        "import sys\n"
+        "from search.embedding import load_embedder\n"
+        f"v = load_embedder('onnx', cache_dir={str(tmp_path)!r}).embed(['export controls'])\n"
+        "assert v.shape == (1, 384)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert list(tmp_path.glob("*/fp32/model.onnx")), "the export was written to the cache"
+
+
+@pytest.mark.slow
+def test_a_failed_export_is_one_model_error(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"not weights")
+    (model / "config.json").write_text(json.dumps({"hidden_size": 384}))
+    (model / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    with pytest.raises(ModelError, match="exporting the model to ONNX failed") as caught:
+        load_embedder("onnx", model, tmp_path / "cache")
+    assert "\n" not in str(caught.value)
+    assert not list((tmp_path / "cache").glob("*/fp32/model.onnx"))

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import CORPUS, fake_settings, shared_or_skip
 from search import generations as gen
-from search.errors import ArticleError, IndexLocked
+from search.errors import ArticleError, ConfigError, IndexLocked
 from search.indexer import Indexer
 from search.keyword import KeywordIndex
 from search.service import SearchService
@@ -178,7 +178,7 @@ def test_model_mismatch_is_refused(tmp_path, article_dir, embedder):
     settings = fake_settings(tmp_path / "ix")
     Indexer(settings, embedder).index([article_dir])
     other = HashEmbedder(dim=32)
-    with pytest.raises(Exception, match="--rebuild"):
+    with pytest.raises(ConfigError, match="--rebuild"):
         (article_dir / "006_new.md").write_text(ARTICLE.format(title="New", excerpt="x", url="https://x.org/new"))
         Indexer(settings, other).index([article_dir])
     Indexer(settings, other).index([article_dir], rebuild=True)

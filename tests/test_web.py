@@ -11,10 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import Markup
 
+from conftest import fake_settings
+from search.embedding import HashEmbedder
+from search.indexer import Indexer
+from search.service import SearchService
 from web.app import create_app
 from web.filters import iso_date, nice_date, safe_url
 from web.highlight import highlight, query_terms, snippet, stem
-from web.inputs import SERVICE_KEY
+from web.inputs import READINESS_KEY, SERVICE_KEY
 from webutil import IBM_ID, IBM_TITLE, XSS_ID, XSS_TITLE
 
 
@@ -103,6 +107,40 @@ def test_home_page_has_an_empty_search_box(client) -> None:
     body = page(client, "/")
     assert 'name="q" value=""' in body and "Search the news" in body
     assert "Search the news" in page(client, "/search?q=+")
+
+
+def test_home_page_examples_come_from_the_live_index(tmp_path) -> None:
+    """The example searches are the index's most frequent topics, and the newest stories are listed."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    stories = [("Quokkas", 5, "2021-01-0{}"), ("Wombats", 3, "2020-06-0{}"), ("Echidnas", 2, "2019-03-0{}")]
+    for topic, count, day in stories:
+        for n in range(1, count + 1):
+            (corpus / f"{topic}-{n}.md").write_text(
+                f'---\ntitle: "{topic} story {n}"\nwebUrl: "https://x.example/{topic}/{n}"\n'
+                f'publishedDateTime: "{day.format(n)}T10:00:00Z"\ntopics: ["{topic}"]\n---\n',
+                encoding="utf-8",
+            )
+    settings = fake_settings(tmp_path / "ix")
+    Indexer(settings, HashEmbedder()).index([corpus])
+    service = SearchService(settings, HashEmbedder())
+    try:
+        body = page(create_app(settings, service).test_client(), "/")
+    finally:
+        service.close()
+    examples = re.search(r'<p class="examples">(.*?)</p>', body, re.S).group(1)
+    assert [params(u)["q"] for u in links(examples)] == ["Quokkas", "Wombats", "Echidnas"]
+    assert "Quokkas</a>, <a" in examples and "Wombats</a> or <a" in examples
+    newest = re.search(r'<section class="newest".*?</section>', body, re.S).group(0)
+    assert re.findall(r'class="story-title"[^>]*>([^<]+)<', newest) == [f"Quokkas story {n}" for n in (5, 4, 3)]
+    assert "export controls" not in body  # no example hard-coded from the seed corpus
+
+
+def test_home_page_without_an_index_has_no_examples(tmp_path) -> None:
+    settings = fake_settings(tmp_path / "none")
+    service = SearchService(settings, HashEmbedder())
+    body = page(create_app(settings, service).test_client(), "/")
+    assert "Search the news" in body and 'class="examples"' not in body and 'class="newest"' not in body
 
 
 def test_search_page_shows_highlighted_hits_with_more_like_this(client) -> None:
@@ -196,9 +234,12 @@ def test_article_page(client, web_service) -> None:
         ("/no/such/page", 404),
     ],
 )
-def test_not_found_pages(client, url: str, status: int) -> None:
+def test_not_found_pages_speak_to_editors(client, url: str, status: int) -> None:
     body = page(client, url, status)
-    assert "Not found" in body and '<p class="error-message">' in body
+    assert "We can't find that page" in body and "headline" in body
+    assert "search-cli" not in body and "article id" not in body  # no operator's or developer's words
+    form = re.search(r'<main.*?<form class="searchbox" action="/search"', body, re.S)
+    assert form, "the page offers a search"
 
 
 @pytest.mark.parametrize(
@@ -251,16 +292,24 @@ def test_security_headers(client) -> None:
 
 # -- the app factory --------------------------------------------------------------------------
 def test_create_app_builds_one_service_and_never_debugs(web_settings, monkeypatch) -> None:
+    made: list[SearchService] = []
+
+    class Counted(SearchService):
+        def __init__(self, *args, **kwargs) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr("web.app.SearchService", Counted)
     monkeypatch.setenv("FLASK_DEBUG", "1")
     app = create_app(web_settings)
     assert app.debug is False
-    service = app.extensions[SERVICE_KEY]
-    assert service.settings == web_settings
+    assert app.extensions[READINESS_KEY].wait(30)  # it warmed up the service it made
     client = app.test_client()
-    assert client.get("/search?q=export&mode=keyword").status_code == 200
-    assert client.get("/api/health").status_code == 200
-    assert app.extensions[SERVICE_KEY] is service
-    service.close()
+    for url in ("/search?q=export&mode=keyword", "/api/search?q=robots", "/api/health", "/"):
+        assert client.get(url).status_code == 200
+    assert len(made) == 1 and made[0].settings == web_settings  # one service for the app's lifetime
+    assert app.extensions[SERVICE_KEY] is made[0]
+    made[0].close()
 
 
 def test_no_results_page_offers_a_did_you_mean_from_the_index(client) -> None:

@@ -8,6 +8,13 @@ a hostile article (a ``<script>`` title, HTML in every field, ``javascript:`` UR
 from __future__ import annotations
 
 import json
+import os
+import re
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -185,3 +192,35 @@ def client(web_app):
 
 IBM_ID = article_id(IBM_URL)
 XSS_ID = article_id(XSS_URL)
+
+
+@contextmanager
+def served(index_dir: str | Path, env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[str]:
+    """A real ``search-cli serve`` process on a free 127.0.0.1 port; yields its base URL (no trailing slash).
+
+    ``env`` adds to the environment (the hash embedders are the default here).
+    """
+    environ = {**os.environ, "SEARCH_QUERY_EMBEDDER": "hash", "SEARCH_INDEX_EMBEDDER": "hash", **(env or {})}
+    args = [sys.executable, "-m", "search.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--threads", "2"]
+    proc = subprocess.Popen(
+        [*args, "--index-dir", str(index_dir)],
+        cwd=REPO,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else ""
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found, f"search-cli serve did not say where it listens: {line!r}"
+        yield f"http://127.0.0.1:{found.group(1)}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

@@ -2,49 +2,96 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
-from web.inputs import DEFAULT_LIMIT, checked_id, get_service, int_arg, related_body, search_kwargs
+from search.errors import IndexCorrupt, IndexMissing
+from web.highlight import fragments
+from web.inputs import (
+    DEFAULT_LIMIT,
+    SEARCH_PARAMS,
+    checked_id,
+    get_readiness,
+    get_service,
+    int_arg,
+    known_args,
+    related_body,
+    search_kwargs,
+)
 from web.openapi import openapi_document
+from web.readiness import NotReady
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+SERVER_ONLY_STATS = ("index_dir",)  # a filesystem path: search-cli stats shows it, the API does not
 
 
 @bp.get("/search")
 def search() -> dict:
-    return get_service().search(**search_kwargs(request.args)).to_dict()
+    """The CLI's dict, plus each hit's ``highlights``: the fragments the search page shows."""
+    results = get_service().search(**search_kwargs(known_args(SEARCH_PARAMS)))
+    body = results.to_dict()
+    for hit, found in zip(body["hits"], results.hits, strict=True):
+        hit["highlights"] = fragments(found.article.title, found.article.excerpt, results.query)
+    return body
 
 
 @bp.get("/articles/<article_id>")
 def article(article_id: str) -> dict:
-    service = get_service()
-    found = service.get(checked_id(article_id))
-    listed = service.get_many(list(found.related))
-    return dict(found.to_dict(), related_articles=[a.to_dict() for a in listed])
+    known_args(())
+    return get_service().detail(checked_id(article_id)).to_dict()
 
 
 @bp.get("/articles/<article_id>/related")
 def related(article_id: str) -> dict:
-    limit = int_arg(request.args, "limit", DEFAULT_LIMIT)
+    limit = int_arg(known_args(("limit",)), "limit", DEFAULT_LIMIT)
     return get_service().related(checked_id(article_id), limit=limit).to_dict()
 
 
 @bp.post("/related")
 def related_text() -> dict:
+    known_args(())
     text, limit = related_body()
     return get_service().related_text(text, limit=limit).to_dict()
 
 
 @bp.get("/health")
 def health() -> dict:
-    return get_service().health()
+    """Liveness: 200 while the process answers, with or without an index; ``ready`` says whether it is warm."""
+    known_args(())
+    try:
+        facts = get_service().health()
+    except (IndexMissing, IndexCorrupt):
+        facts = {"generation": None, "articles": None}
+    readiness = get_readiness()
+    return {
+        "status": "ok",
+        "ready": readiness.done and readiness.error is None and facts["generation"] is not None,
+        "generation": facts["generation"],
+        "articles": facts["articles"],
+    }
+
+
+@bp.get("/health/ready")
+def ready() -> dict:
+    """Readiness: 503 while warming up (model loaded, index opened, each engine run once) or without a usable index."""
+    known_args(())
+    readiness = get_readiness()
+    if not readiness.done:
+        raise NotReady()
+    error = readiness.blocking_error()
+    if error is not None:
+        raise error
+    if readiness.retry_when_indexed():  # the index was built after start-up: warm up on it first
+        raise NotReady()
+    return dict(get_service().health(), status="ready")
 
 
 @bp.get("/stats")
 def stats() -> dict:
-    return get_service().stats()
+    known_args(())
+    return {k: v for k, v in get_service().stats().items() if k not in SERVER_ONLY_STATS}
 
 
 @bp.get("/openapi.json")
 def openapi() -> dict:
+    known_args(())
     return openapi_document()

@@ -5,7 +5,9 @@
     create_app(settings, service)     tests inject a service
 
 The service is created once per app, i.e. once per process; it reopens the index by itself
-when a newer generation is published. Debug mode is never turned on.
+when a newer generation is published. An app that creates its service warms it up in a background
+thread (``warm_up``; /api/health/ready says when it is done); one given a service counts as ready.
+Debug mode is never turned on.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from flask import Flask, Response
 
 from search.config import Settings, load_settings
 from search.service import SearchService
-from web import api, errors, filters, pages
-from web.inputs import SERVICE_KEY
+from web import access, api, errors, filters, pages
+from web.inputs import READINESS_KEY, SERVICE_KEY
+from web.readiness import Readiness
 
 MAX_BODY_BYTES = 64 * 1024
 SECURITY_HEADERS = {
@@ -27,9 +30,15 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings | None = None, service: SearchService | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, service: SearchService | None = None, *, warm_up: bool | None = None
+) -> Flask:
+    if warm_up is None:
+        warm_up = service is None
     if service is None:
         service = SearchService(settings or load_settings())
+    settings = settings or getattr(service, "settings", None) or Settings()
+    readiness = Readiness(service)
     app = Flask(__name__)
     app.debug = False
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, PROPAGATE_EXCEPTIONS=False)
@@ -37,11 +46,17 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     app.json.ensure_ascii = False
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.extensions[SERVICE_KEY] = service
+    app.extensions[READINESS_KEY] = readiness
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     errors.register(app)
     filters.register(app)
+    access.register(app, settings)
     app.after_request(_secure)
+    if warm_up:
+        readiness.start()
+    else:
+        readiness.mark_ready()
     return app
 
 

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from search.errors import (
     ArticleError,
     ConfigError,
+    DiskFull,
     IndexCorrupt,
     IndexLocked,
     IndexMissing,
@@ -30,17 +31,26 @@ from search.errors import (
 log = logging.getLogger(__name__)
 
 # The one place where a library error becomes an HTTP status. The most specific class wins.
-ERRORS: dict[type[Exception], tuple[int, str]] = {
-    InvalidQuery: (400, "invalid_query"),
-    NotFound: (404, "not_found"),
-    IndexMissing: (503, "index_missing"),
-    IndexCorrupt: (503, "index_corrupt"),
-    IndexLocked: (503, "index_locked"),
-    ConfigError: (500, "config_error"),
-    ModelError: (500, "model_error"),
-    ArticleError: (500, "article_error"),
-    SearchError: (500, "search_error"),
+# A client error passes the library's message on (it names the bad value). The others describe the
+# server, and their messages name its files and settings: clients get the fixed text below, the
+# log gets the library's message. (search-cli, run on the server, prints the library's message.)
+ERRORS: dict[type[Exception], tuple[int, str, str | None]] = {
+    InvalidQuery: (400, "invalid_query", None),
+    NotFound: (404, "not_found", None),
+    IndexMissing: (503, "index_missing", "No search index has been built yet: run `search-cli index` on the server."),
+    IndexCorrupt: (
+        503,
+        "index_corrupt",
+        "The search index failed its checks: rebuild it with `search-cli index --rebuild` on the server.",
+    ),
+    IndexLocked: (503, "index_locked", "The search index is busy; please try again in a moment."),
+    DiskFull: (503, "disk_full", "The server's disk is full."),
+    ConfigError: (500, "config_error", "The server is misconfigured; the details are in its log."),
+    ModelError: (500, "model_error", "The embedding model could not be loaded; the details are in the server's log."),
+    ArticleError: (500, "article_error", "A stored article could not be read; the details are in the server's log."),
+    SearchError: (500, "search_error", "The search failed; the details are in the server's log."),
 }
+PASSED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")  # from an HTTP error to the response
 INTERNAL_MESSAGE = "Something went wrong on our side. The error was logged; please try again later."
 
 
@@ -61,8 +71,8 @@ def describe(exc: BaseException) -> ErrorInfo:
         return ErrorInfo(code, _snake(exc.name), exc.description or exc.name)
     for cls in type(exc).__mro__:
         if cls in ERRORS:
-            status, kind = ERRORS[cls]
-            return ErrorInfo(status, kind, str(exc))
+            status, kind, public = ERRORS[cls]
+            return ErrorInfo(status, kind, public or str(exc))
     return ErrorInfo(500, "internal_error", INTERNAL_MESSAGE)
 
 
@@ -75,7 +85,7 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
     if info.type == "internal_error":
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     elif info.status >= 500:
-        log.error("%s on %s %s: %s", info.type, request.method, request.path, info.message)
+        log.error("%s on %s %s: %s", info.type, request.method, request.path, exc)
     if wants_json():
         response = jsonify(info.to_dict())
     else:
@@ -83,9 +93,9 @@ def handle_error(exc: Exception) -> tuple[Response, int]:
             render_template("error.html", error=info, q=request.args.get("q", "")[:1000]), mimetype="text/html"
         )
     if isinstance(exc, HTTPException):
-        allow = dict(exc.get_headers()).get("Allow")
-        if allow:
-            response.headers["Allow"] = allow
+        for name, value in exc.get_headers():
+            if name in PASSED_HEADERS:
+                response.headers[name] = value
     return response, info.status
 
 

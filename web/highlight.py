@@ -83,3 +83,8 @@ def snippet(text: str, limit: int = 320) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.-")
     return cut + "…"
+
+
+def fragments(title: str, excerpt: str, query: str) -> dict[str, str]:
+    """What the search page shows of a hit, as HTML: the title and the excerpt's snippet, marked."""
+    return {"title": str(highlight(title, query)), "excerpt": str(highlight(snippet(excerpt), query))}

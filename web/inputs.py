@@ -6,6 +6,8 @@ ranges and choices are checked once, by the service, so both shells give the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import current_app, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -13,15 +15,38 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from search.errors import InvalidQuery, NotFound
 from search.service import SearchService, parse_date
 from search.urls import is_valid_id
+from web.readiness import Readiness
 
 SERVICE_KEY = "search_service"
+READINESS_KEY = "search_readiness"
 FILTERS = ("provider", "topic", "since", "until")
+SEARCH_PARAMS = ("q", "mode", "limit", "offset", "sort", *FILTERS)
+BODY_FIELDS = ("text", "limit")
 DEFAULT_LIMIT = 10
 
 
 def get_service() -> SearchService:
     """The one SearchService of this app (it reloads itself when a new index generation appears)."""
     return current_app.extensions[SERVICE_KEY]
+
+
+def known_args(allowed: tuple[str, ...]) -> MultiDict:
+    """The request's query parameters, refused (400) if any is not in ``allowed``: a typo such as
+    ``limt=3`` must not silently fall back to a default."""
+    _refuse_unknown(request.args.keys(), allowed, "parameter")
+    return request.args
+
+
+def _refuse_unknown(names: Iterable[str], allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        shown = ", ".join(repr(n if len(n) <= 40 else n[:40] + "…") for n in unknown[:5])
+        takes = ", ".join(allowed) if allowed else "none"
+        raise InvalidQuery(f"unknown {what}{'s' if len(unknown) > 1 else ''} {shown} (this endpoint takes: {takes})")
+
+
+def get_readiness() -> Readiness:
+    return current_app.extensions[READINESS_KEY]
 
 
 def int_arg(args: MultiDict, name: str, default: int) -> int:
@@ -66,8 +91,11 @@ def related_body() -> tuple[str, int]:
         body = request.get_json()
     except BadRequest:
         raise InvalidQuery('the request body is not valid JSON - send {"text": "...", "limit": 10}') from None
+    except RecursionError:  # json gives up on deep nesting ([[[[...]]]]) this way
+        raise InvalidQuery('the request body nests too deeply - send {"text": "...", "limit": 10}') from None
     if not isinstance(body, dict):
         raise InvalidQuery('the request body must be a JSON object like {"text": "...", "limit": 10}')
+    _refuse_unknown(body.keys(), BODY_FIELDS, "field")
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InvalidQuery('"text" is missing or empty - send the text to find related stories for')

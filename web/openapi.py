@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 from search.config import MODES
-from search.service import MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SORTS
+from search.service import MAX_LIMIT, MAX_LISTED, MAX_OFFSET, MAX_QUERY_CHARS, SORTS
 
 ID_PATTERN = "^[A-Za-z0-9_-]{11}$"
 DESCRIPTION = f"""Keyword, semantic and hybrid search over news articles, and "more like this".
@@ -17,7 +17,15 @@ DESCRIPTION = f"""Keyword, semantic and hybrid search over news articles, and "m
 Every error has the body `{{"error": {{"status", "type", "message"}}}}`. A malformed article id in
 a path is answered like an unknown one: 404 `not_found`. Limits: `limit` 1..{MAX_LIMIT},
 `offset` 0..{MAX_OFFSET}, query text at most {MAX_QUERY_CHARS} characters. A query parameter
-given empty (`sort=`) counts as absent, as HTML forms send them."""
+given empty (`sort=`) counts as absent, as HTML forms send them. An unknown query parameter or
+body field (a typo such as `limt=3`) is a 400 `invalid_query` that names it.
+
+Access, each set by the server: API keys (`X-API-Key: KEY` or `Authorization: Bearer KEY`; 401
+without one), CORS origins, and a per-client rate limit (429 with `Retry-After`). The health
+checks and this document are always open.
+
+Each hit of `/api/search` has `highlights`: its title and a snippet of its excerpt as the search
+page shows them, as HTML (the text escaped, the query's words in `<mark>`)."""
 
 
 def _ref(name: str) -> dict:
@@ -63,7 +71,18 @@ ARTICLE = {
 SCHEMAS = {
     "Error": _obj({"error": _obj({"status": INT, "type": STR, "message": STR})}),
     "Article": _obj(ARTICLE),
-    "ArticleDetail": _obj(dict(ARTICLE, related_articles={"type": "array", "items": _ref("Article")})),
+    "ArticleDetail": _obj(
+        dict(
+            ARTICLE,
+            related_articles={
+                "type": "array",
+                "items": _ref("Article"),
+                "maxItems": MAX_LISTED,
+                "description": f"The stored ones among the first {MAX_LISTED} publisher-listed related items.",
+            },
+            related_omitted={"type": "integer", "minimum": 0, "description": "Related ids past the cap."},
+        )
+    ),
     "Components": _obj(
         {
             "keyword_score": {**NUM, "description": "BM25F of the query's words (0: none of them)."},
@@ -99,7 +118,13 @@ SCHEMAS = {
             "image": STR,
             "score": NUM,
             "components": _ref("Components"),
-        }
+            "highlights": dict(
+                _obj({"title": STR, "excerpt": STR}),
+                description="Search hits only: the title and a snippet of the excerpt as HTML, query words in <mark>.",
+            ),
+        },
+        required=["rank", "id", "title", "excerpt", "url", "provider", "published", "topics", "image", "score"]
+        + ["components"],
     ),
     "Facet": _obj({"value": STR, "count": INT}),
     "Results": _obj(
@@ -143,7 +168,15 @@ SCHEMAS = {
         },
         required=["text"],
     ),
-    "Health": _obj({"status": {"type": "string", "enum": ["ok"]}, "generation": STR, "articles": INT}),
+    "Health": _obj(
+        {
+            "status": {"type": "string", "enum": ["ok"]},
+            "ready": {"type": "boolean", "description": "Whether /api/health/ready would answer 200 now."},
+            "generation": NULL_STR,
+            "articles": NULL_INT,
+        }
+    ),
+    "Ready": _obj({"status": {"type": "string", "enum": ["ready"]}, "generation": STR, "articles": INT}),
     "Stats": _obj(
         {
             "articles": INT,
@@ -153,7 +186,6 @@ SCHEMAS = {
             "oldest": NULL_STR,
             "newest": NULL_STR,
             "generation": STR,
-            "index_dir": STR,
             "model": STR,
             "model_id": STR,
             "dim": INT,
@@ -161,8 +193,7 @@ SCHEMAS = {
             "format_version": INT,
             "bytes_on_disk": INT,
             "vector_index": STR,
-        },
-        closed=False,
+        }
     ),
 }
 
@@ -170,9 +201,11 @@ ERROR_RESPONSES = {
     "400": "Bad input: a parameter out of range or malformed (type invalid_query).",
     "404": "No such article, or no such URL.",
     "405": "Method not allowed.",
+    "401": "An API key is needed and was missing or wrong (only when the server sets api_keys).",
     "415": "The body is not application/json.",
+    "429": "Too many requests from this client (only when the server sets rate_limit): see Retry-After.",
     "500": "Unexpected server error.",
-    "503": "No usable index (index_missing, index_corrupt).",
+    "503": "Not ready yet (not_ready, with Retry-After), or no usable index (index_missing, index_corrupt).",
 }
 
 
@@ -180,9 +213,12 @@ def _json(schema_name: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
-def _responses(ok: str, *errors: str) -> dict:
+def _responses(ok: str, *errors: str, guarded: bool = True) -> dict:
+    """``guarded``: the operation may need an API key and counts towards the rate limit (401, 429)."""
     out = {"200": _json(ok, "OK")}
-    out.update({code: {"$ref": f"#/components/responses/E{code}"} for code in (*errors, "405", "500", "503")})
+    extra = ("401", "429") if guarded else ()
+    codes = sorted({"400", *errors, *extra, "405", "500", "503"})  # 400: every operation refuses unknown parameters
+    out.update({code: {"$ref": f"#/components/responses/E{code}"} for code in codes})
     return out
 
 
@@ -244,9 +280,18 @@ PATHS = {
     },
     "/api/health": {
         "get": {
-            "summary": "Liveness and the live index generation",
+            "summary": "Liveness: 200 while the process answers; the live generation (null without an index)",
             "operationId": "health",
-            "responses": _responses("Health"),
+            "security": [],
+            "responses": _responses("Health", guarded=False),
+        }
+    },
+    "/api/health/ready": {
+        "get": {
+            "summary": "Readiness: 200 once the model is loaded and the index open and warm, else 503",
+            "operationId": "ready",
+            "security": [],
+            "responses": _responses("Ready", guarded=False),
         }
     },
     "/api/stats": {
@@ -260,11 +305,13 @@ PATHS = {
         "get": {
             "summary": "This document",
             "operationId": "openapi",
+            "security": [],
             "responses": {
                 "200": {
                     "description": "OpenAPI 3.0 document",
                     "content": {"application/json": {"schema": {"type": "object"}}},
-                }
+                },
+                "400": {"$ref": "#/components/responses/E400"},
             },
         }
     },
@@ -274,7 +321,12 @@ DOCUMENT = {
     "openapi": "3.0.3",
     "info": {"title": "News search API", "version": "1.0.0", "description": DESCRIPTION},
     "paths": PATHS,
+    "security": [{}, {"apiKey": []}, {"bearer": []}],  # {}: no key, unless the server sets api_keys
     "components": {
+        "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        },
         "schemas": SCHEMAS,
         "responses": {f"E{code}": _json("Error", text) for code, text in ERROR_RESPONSES.items()},
     },

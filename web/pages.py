@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 from flask import Blueprint, render_template, request, url_for
 
-from search.errors import InvalidQuery
-from search.models import Results
+from search.errors import InvalidQuery, SearchError
+from search.models import Results, Suggestions
 from search.service import MAX_OFFSET
 from web.inputs import FILTERS, checked_id, get_service, int_arg, search_kwargs
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 10
 RELATED_SHOWN = 6
+LISTED_SHOWN = 20  # publisher-listed related items on the article page; the rest are counted
 STATE = ("q", "mode", "sort", "limit", *FILTERS)  # what a link from the search page carries over
 FILTER_LABELS = {"provider": "Provider", "topic": "Topic", "since": "From", "until": "To"}
 
@@ -47,7 +48,15 @@ def search_url(**changes: str | int | None) -> str:
 
 @bp.get("/")
 def home() -> str:
-    return render_template("search.html", results=None, **_state())
+    return render_template("search.html", results=None, suggestions=_suggestions(), **_state())
+
+
+def _suggestions() -> Suggestions | None:
+    """Example searches from the live index; None without one (the home page still works)."""
+    try:
+        return get_service().suggestions()
+    except SearchError:
+        return None
 
 
 @bp.get("/search")
@@ -67,11 +76,11 @@ def search() -> str:
 @bp.get("/articles/<article_id>")
 def article(article_id: str) -> str:
     service = get_service()
-    found = service.get(checked_id(article_id))
-    related = service.related(found.id, limit=RELATED_SHOWN)
-    listed = service.get_many(list(found.related))
+    detail = service.detail(checked_id(article_id), listed_limit=LISTED_SHOWN)
+    related = service.related(detail.article.id, limit=RELATED_SHOWN)
     q = request.args.get("q", "")[:1000]
-    return render_template("article.html", article=found, related=related, listed=listed, q=q)
+    page = {"article": detail.article, "listed": detail.listed, "omitted": detail.listed_omitted}
+    return render_template("article.html", related=related, q=q, **page)
 
 
 def _state() -> dict:

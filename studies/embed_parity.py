@@ -5,10 +5,10 @@ queries with torch (sentence-transformers), onnx (fp32) and onnx-int8; prints me
 cosine to torch and docs/s (end to end: tokenising, length-sorted batches, pooling; best
 of --repeats), and writes bench/results/embed_parity.json.
 
-    python bench/embed_parity.py                   # the three runtimes
-    python bench/embed_parity.py --sweep           # + batch-size / token-budget sweep for onnx runtimes
-    python bench/embed_parity.py --int8-recipes    # + quantize_dynamic options compared
-    python bench/embed_parity.py --retrieval       # + nDCG@10 on the whole sample, fp32 vs int8 doc vectors
+    python -m studies.embed_parity                   # the three runtimes
+    python -m studies.embed_parity --sweep           # + batch-size / token-budget sweep for onnx runtimes
+    python -m studies.embed_parity --int8-recipes    # + quantize_dynamic options compared
+    python -m studies.embed_parity --retrieval       # + nDCG@10 on the whole sample, fp32 vs int8 doc vectors
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import machine_info
+from search import embedding, onnx_export
 
-from bench.common import machine_info  # noqa: E402
-from search import embedding, onnx_export  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT.parent / "shared" / "eval" / "dbpedia"
 RESULTS = ROOT / "bench" / "results" / "embed_parity.json"
@@ -180,7 +179,7 @@ def int8_recipes(model_path: Path, fp32: Path, docs, queries, ref, args) -> dict
     return out
 
 
-def sweep(model_path: Path, files: dict[str, Path], docs, queries, ref, args) -> dict:
+def sweep(model_path: Path, files: dict[str, Path], docs, queries, args) -> dict:
     """docs/s over batch sizes and padded-token budgets for the ONNX runtimes."""
     out = {}
     for kind, path in files.items():
@@ -341,7 +340,7 @@ def main() -> None:
         ref = {"vectors": (ref_emb.embed(docs), ref_emb.embed(queries))}
     if args.sweep:
         files = {"onnx": fp32, "onnx-int8": key_dir / onnx_export.INT8_DIR / onnx_export.MODEL_FILE}
-        result["sweep"] = sweep(model_path, files, docs, queries, ref, args)
+        result["sweep"] = sweep(model_path, files, docs, queries, args)
     if args.int8_recipes:
         result["int8_recipes"] = int8_recipes(model_path, fp32, docs, queries, ref, args)
     if args.retrieval:

@@ -1,6 +1,6 @@
 """Keyword mode on the dev sets: Whoosh's own BM25 idf against the Lucene idf the product uses.
 
-    python -m bench.eval_keyword
+    python -m studies.eval_keyword
 
 Keyword mode needs no real vectors, so each variant is indexed with the hash embedder (fast) under
 bench/work/eval-index/keyword-<set>. Writes bench/results/eval_keyword.json.
@@ -12,11 +12,11 @@ import json
 
 from whoosh import scoring
 
-from bench.eval_sweep import DEV_SETS, ROOT, build
 from search import keyword
 from search.config import load_settings
 from search.evaluation import evaluate_mode
 from search.service import SearchService
+from studies.eval_sweep import DEV_SETS, ROOT, build
 
 VARIANTS = {
     "whoosh idf, K1=1.2 B=0.75": scoring.BM25F(B=0.75, K1=1.2),

@@ -1,8 +1,8 @@
 """Evaluate the dev sets with the product's settings, as `search-cli eval DIR --mode all --json` does.
 
-    python -m bench.eval_beir                       # both dev sets, default settings
-    python -m bench.eval_beir --index-embedder onnx --out bench/results/eval_beir_fp32.json
-    python -m bench.eval_beir --keep bench/work/eval-index  # keep the indexes (and embeddings) for sweeps
+    python -m studies.eval_beir                       # both dev sets, default settings
+    python -m studies.eval_beir --index-embedder onnx --out bench/results/eval_beir_fp32.json
+    python -m studies.eval_beir --keep bench/work/eval-index  # keep the indexes (and embeddings) for sweeps
 
 Writes the mean figures (not the per-query ones) and timings to ``--out``.
 """

@@ -1,8 +1,8 @@
 """Evaluate "more like this" on the news corpus: the product's settings, then a sweep of related_alpha and
 related_halflife on the same index.
 
-    python -m bench.eval_related
-    python -m bench.eval_related --out bench/results/eval_related.json
+    python -m studies.eval_related
+    python -m studies.eval_related --out bench/results/eval_related.json
 
 Figures: Recall@10 and MRR@10 of related(id, limit=10) against the publisher-linked items that are main
 articles of the corpus ("main") and against every linked item ("linked").

@@ -1,7 +1,7 @@
 """Sweep fusion settings on the dev sets: one index per collection, many query-time configurations.
 
-    python -m bench.eval_sweep                      # int8 and fp32 document vectors, all configurations
-    python -m bench.eval_sweep --kinds onnx-int8 --keep bench/work/eval-index
+    python -m studies.eval_sweep                      # int8 and fp32 document vectors, all configurations
+    python -m studies.eval_sweep --kinds onnx-int8 --keep bench/work/eval-index
 
 Each index is built once (embeddings cached in it) and every configuration is a SearchService
 with other Settings on the same index_dir. Writes mean figures per configuration to ``--out``.
