@@ -7,7 +7,8 @@
 Benchmarks: format (Markdown vs JSON Lines loading), embed (index-time embedding
 throughput by threads and batch shape), index (targets 3, 4), cold (1),
 warm (2), serve (5), scale (2, 5 and 6 at --scale), warm-scale (2 at --scale, on the
-index scale built), ann (6: FAISS index types).
+index scale built), ann (6: FAISS index types), stories (issue 10: story detection quality
+on the dev sets and its cost at 10k).
 Run one at a time on a quiet machine: each records the load average it saw.
 """
 
@@ -29,6 +30,7 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
     from bench.query import bench_cold, bench_warm
     from bench.scale import bench_scale
     from bench.serving import bench_serve
+    from bench.stories import bench_stories
 
     return {
         "format": bench_format,
@@ -40,10 +42,11 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
         "serve": bench_serve,
         "scale": bench_scale,
         "ann": bench_ann,
+        "stories": bench_stories,
     }
 
 
-NAMES = ("format", "embed", "index", "cold", "warm", "serve", "scale", "warm-scale", "ann")
+NAMES = ("format", "embed", "index", "cold", "warm", "serve", "scale", "warm-scale", "ann", "stories")
 
 
 def run(names: list[str], ctx: Context) -> list[Path]:
