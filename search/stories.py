@@ -31,6 +31,7 @@ new, changed or removed articles (whole stories, so none is cut in two) and keep
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -271,6 +272,21 @@ def candidate_pairs(corpus: _Corpus, config: StoryConfig, rows: np.ndarray | Non
     Blocks of date-sorted rows are compared with the articles of their time window only, so the cost
     grows with the corpus times the articles per window, not with the corpus squared.
     """
+    with _one_blas_thread():
+        return _candidate_pairs(corpus, config, rows)
+
+
+def _one_blas_thread():
+    """BLAS on one thread for the small block products: two OpenBLAS threads made them 3-10 times slower
+    on this 2-core machine (bench/results/stories.json). Without threadpoolctl, BLAS is left as it is."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _candidate_pairs(corpus: _Corpus, config: StoryConfig, rows: np.ndarray | None) -> tuple[np.ndarray, ...]:
     n = corpus.dated
     rows = np.arange(n) if rows is None else np.sort(rows[rows < n])
     lefts, rights, sims = [], [], []
