@@ -365,7 +365,8 @@ def format_stories(result: dict) -> str:
             what = "gold story split" if error["kind"] == "split" else "predicted story merges"
             lines.append(f"  {what} into {len(error['parts'])} parts:")
             for part in error["parts"]:
-                shown = " | ".join(f"{a['date'] or 'no date'} {a['title'][:60]}" for a in part)
-                lines.append(f"    - {shown}")
+                shown = " | ".join(f"{a['date'] or 'no date'} {a['title'][:50]}" for a in part[:3])
+                more = f" (+{len(part) - 3} more)" if len(part) > 3 else ""
+                lines.append(f"    - {shown}{more}")
         lines.append("")
     return "\n".join(lines).rstrip()
