@@ -7,7 +7,8 @@
 Benchmarks: format (Markdown vs JSON Lines loading), embed (index-time embedding
 throughput by threads and batch shape), index (targets 3, 4), cold (1), warm (2),
 serve (5), ready (start-up of serve, issue 12), scale (2, 5 and 6 at --scale),
-warm-scale (2 at --scale, on the index scale built), ann (6: FAISS index types).
+warm-scale (2 at --scale, on the index scale built), ann (6: FAISS index types),
+stories (issue 10: story detection quality on the dev sets and its cost at 10k).
 Run one at a time on a quiet machine: each records the load average it saw.
 """
 
@@ -30,6 +31,7 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
     from bench.ready import bench_ready
     from bench.scale import bench_scale
     from bench.serving import bench_serve
+    from bench.stories import bench_stories
 
     return {
         "format": bench_format,
@@ -42,10 +44,11 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
         "ready": bench_ready,
         "scale": bench_scale,
         "ann": bench_ann,
+        "stories": bench_stories,
     }
 
 
-NAMES = ("format", "embed", "index", "cold", "warm", "serve", "ready", "scale", "warm-scale", "ann")
+NAMES = ("format", "embed", "index", "cold", "warm", "serve", "ready", "scale", "warm-scale", "ann", "stories")
 
 
 def run(names: list[str], ctx: Context) -> list[Path]:

@@ -436,7 +436,7 @@ def settings(config_file, markdown):
 
 
 @main.command("eval")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)
 @click.option("--fusion", type=click.Choice(["convex", "rrf"]), default=None, help="Override the fusion setting.")
 @click.option("--alpha", type=float, default=None, metavar="A", help="Override the semantic weight of convex fusion.")
@@ -444,7 +444,8 @@ def settings(config_file, markdown):
     "--corpus",
     multiple=True,
     type=click.Path(exists=True),
-    help="Index these article files instead of corpus.jsonl (judged _ids are their URLs). Repeatable.",
+    help="Article files to index: for a BEIR folder instead of corpus.jsonl (judged _ids are their URLs); "
+    "for a story gold, instead of the gold's own corpus. Repeatable.",
 )
 @click.option(
     "--typos",
@@ -462,26 +463,48 @@ def settings(config_file, markdown):
 @config_option
 @json_option
 @_fail_cleanly
-def eval_command(directory, mode, fusion, alpha, corpus, typos, keep_index, config_file, as_json):
-    """Measure ranking quality on DIRECTORY.
+def eval_command(path, mode, fusion, alpha, corpus, typos, keep_index, config_file, as_json):
+    """Measure ranking or story quality on PATH.
 
     A BEIR collection (corpus.jsonl, queries.jsonl, qrels/test.tsv) gives, per mode and over its
     judged queries: nDCG@10, Recall@100, MRR@10, precision@10 sorted by relevance and newest
     first, the mean total, whether totals hold across pages, nDCG@10 of misspelled queries and
     the results of nonsense queries. A folder of news articles gives Recall@10 and MRR@10 of
-    "more like this" against the related items their publishers listed.
+    "more like this" against the related items their publishers listed. A story gold file (JSON
+    with "stories"), or a folder of them, gives pairwise and B-cubed precision, recall and F1 of
+    story detection (and of the cosine baseline), and the clusters it got wrong; with
+    --keep-index DIR the article vectors are cached in DIR for the next run.
     """
     from pathlib import Path
 
-    from search.evaluation import default_typos, format_report, run_beir, run_related
+    from search.story_eval import is_story_gold
 
     settings = _settings(config_file, fusion=fusion, alpha=alpha)
-    if (Path(directory) / "corpus.jsonl").is_file():
-        typos = typos or default_typos(directory)
-        result = run_beir(directory, settings, mode, index_dir=keep_index, corpus=corpus, typos=typos)
+    if is_story_gold(path):
+        result, text = _eval_stories(path, corpus[0] if corpus else None, keep_index, settings)
+    elif Path(path).is_dir():
+        from search.evaluation import default_typos, format_report, run_beir, run_related
+
+        if (Path(path) / "corpus.jsonl").is_file():
+            typos = typos or default_typos(path)
+            result = run_beir(path, settings, mode, index_dir=keep_index, corpus=corpus, typos=typos)
+        else:
+            result = run_related(path, settings, index_dir=keep_index)
+        text = format_report(result)
     else:
-        result = run_related(directory, settings, index_dir=keep_index)
-    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+        raise click.ClickException(f"{path} is neither a folder nor a story gold file (JSON with 'stories')")
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else text)
+
+
+def _eval_stories(path, corpus, keep_index, settings) -> tuple[dict, str]:
+    from search.embedding import load_embedder
+    from search.story_eval import format_stories, run_stories
+
+    embedder = load_embedder(
+        settings.index_embedder, settings.model_path or None, settings.model_cache or None, threads=1
+    )
+    result = run_stories(path, embedder, corpus=corpus, cache_dir=keep_index)
+    return result, format_stories(result)
 
 
 @main.command(hidden=True)

@@ -3,13 +3,15 @@
 The winner for a URL is the greatest record by (main article, source path, line): a main
 article beats a related stub, and a later line of an update stream beats an earlier one.
 Fields the winner lacks are filled from the other records in the same order, so the
-result does not depend on the order in which files were read.
+result does not depend on the order in which files were read. An article that names no
+provider gets its URL's site (``huffpost.com``), so provider facets and filters cover it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from search.loader import Record
 from search.models import Article
@@ -46,8 +48,8 @@ def merge_group(url: str, group: list[Record]) -> Article:
         title=merged["title"],
         excerpt=merged["excerpt"] or "",
         published=merged["published"],
-        provider=merged["provider"] or "",
-        provider_domain=merged["provider_domain"] or "",
+        provider=merged["provider"] or _host(url),
+        provider_domain=merged["provider_domain"] or _host(url),
         topics=tuple(merged["topics"] or ()),
         image=merged["image"] or "",
         quality=merged["quality"],
@@ -55,3 +57,9 @@ def merge_group(url: str, group: list[Record]) -> Article:
         related=tuple(article_id(u) for u in related_urls),
         is_stub=not any(r.main for r in ordered),
     )
+
+
+def _host(url: str) -> str:
+    """The site of an article that names no provider: its URL's host without "www." (none for file: URLs)."""
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")

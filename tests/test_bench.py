@@ -196,3 +196,51 @@ def test_ready_benchmark_starts_a_real_server_twice(ctx, monkeypatch):
         assert 0 < run["port_open_s"] <= run["ready_s"]
         assert run["first_search_ms"] > 0 and run[f"median_of_next_{AFTER_FIRST}_ms"] > 0
     assert all(t["passed"] in (True, False) for t in result["targets"])
+
+
+def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
+    """Two one-outlet 'months' and a cross-outlet grouping, hash embedder: every figure and target is written."""
+    from bench.stories import bench_stories
+
+    corpus = tmp_path / "news.jsonl"
+    rows = []
+    for k in range(60):  # two months of one outlet: a three-part storm story in each, the rest unrelated
+        month, n = (9, k) if k < 30 else (10, k - 30)
+        storm = n in (3, 4, 5)
+        rows.append(
+            {
+                "webUrl": f"https://outlet.example/{k}",
+                "title": f"Hurricane Dorian hits the Bahamas, part {n}" if storm else f"Filler{k} item{k} news{k}",
+                "publishedDateTime": f"2019-{month:02d}-{n + 1:02d}",
+                "provider": "Outlet",
+            }
+        )
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    months = tmp_path / "months"
+    months.mkdir()
+    for month, first in ((9, 0), (10, 30)):
+        story = [f"https://outlet.example/{first + n}" for n in (3, 4, 5)]
+        (months / f"m{month}.json").write_text(
+            json.dumps(
+                {
+                    "corpus": "../news.jsonl",
+                    "published": {"from": f"2019-{month:02d}-01", "to": f"2019-{month:02d}-30"},
+                    "stories": [story],
+                }
+            )
+        )
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "copies.json").write_text(json.dumps({"corpus": "../news.jsonl", "stories": []}))
+    ctx = replace(ctx, env={"SEARCH_INDEX_EMBEDDER": "hash"})
+    result = json.loads(bench_stories(ctx, shared=shared, months_gold=months).read_text())
+    figures = result["figures"]
+    assert set(figures["quality"]["sets"]) == {"copies", "m9", "m10"}
+    assert figures["quality"]["sets"]["m9"]["gold_pairs"] == 3
+    assert set(figures["cross_validated"]["by_threshold"]["0.5"]) == {"m9", "m10", "pooled"}
+    assert set(figures["cross_validated"]["nested"]) == {"thresholds", "m9", "m10", "pooled"}
+    assert figures["cost"]["add_newest"]["added"] == 12 and figures["cost"]["add_newest"]["existing"] == 48
+    assert figures["cost"]["add_newest"]["same_as_rebuild"]["pairwise"]["f1"] == 1.0
+    names = [t["target"] for t in result["targets"]]
+    assert any("copies: pairwise F1" in n for n in names) and any("cross-validated" in n for n in names)
+    assert any(n.startswith("Story assignment, 60 articles") for n in names)

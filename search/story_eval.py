@@ -1,0 +1,334 @@
+"""Evaluate story detection against a gold grouping (``search-cli eval`` on a story gold file or folder).
+
+A gold file is JSON: ``stories`` (lists of two or more canonical article URLs), ``corpus`` (the
+article files, relative to the gold file), optionally ``articles`` (how many articles it covers)
+and ``published`` (``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``: only articles published in that
+range are in scope). Every article in scope that no story lists is a story of its own.
+
+The corpus is read as the indexer reads it (``search.loader`` then ``search.merge``) and embedded
+the way the indexer embeds it: each text on its own ONNX call, so the vectors match an index's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from search import metrics
+from search.errors import ConfigError
+from search.loader import Record, iter_article_files, load_file
+from search.merge import merge_records
+from search.models import Article
+from search.stories import DEFAULT, StoryConfig, assign_stories, candidate_features, cosine_baseline
+from search.urls import canonical_url
+
+CACHE_FILE = Path("cache") / "embeddings.sqlite"  # where an index keeps its embedding cache
+
+
+@dataclass(frozen=True)
+class StoryGold:
+    name: str
+    path: Path
+    corpus: Path
+    stories: tuple[tuple[str, ...], ...]  # canonical URLs, two or more per story
+    articles: int | None = None  # the number of articles the gold covers, when it says
+    published: tuple[date, date] | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "corpus": str(self.corpus),
+            "stories": len(self.stories),
+            "articles_in_stories": sum(map(len, self.stories)),
+            "articles": self.articles,
+            "published": [d.isoformat() for d in self.published] if self.published else None,
+        }
+
+
+def is_story_gold(path: str | Path) -> bool:
+    """True for a story gold file, or a folder holding at least one."""
+    return bool(_gold_paths(Path(path)))
+
+
+def _gold_paths(path: Path) -> list[Path]:
+    candidates = [path] if path.is_file() else sorted(path.glob("*.json")) if path.is_dir() else []
+    return [p for p in candidates if p.suffix == ".json" and _has_stories(p)]
+
+
+def _has_stories(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("stories"), list)
+
+
+def load_golds(path: str | Path, corpus: str | Path | None = None) -> list[StoryGold]:
+    """The gold files at ``path`` (a file or a folder of them); ``corpus`` overrides each file's own."""
+    found = _gold_paths(Path(path))
+    if not found:
+        raise ConfigError(f"{path} holds no story gold file (JSON with a 'stories' list)")
+    return [load_gold(p, corpus) for p in found]
+
+
+def load_gold(path: str | Path, corpus: str | Path | None = None) -> StoryGold:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+    stories = data.get("stories") if isinstance(data, dict) else None
+    if not isinstance(stories, list) or not all(_is_story(s) for s in stories):
+        raise ConfigError(f"{path}: 'stories' must be a list of lists of two or more URLs")
+    urls = [canonical_url(u) for s in stories for u in s]
+    if len(urls) != len(set(urls)):
+        raise ConfigError(f"{path}: an article is listed in two stories")
+    where = corpus if corpus is not None else data.get("corpus")
+    if not where:
+        raise ConfigError(f"{path}: no 'corpus' - name the article files with --corpus")
+    resolved = Path(where) if corpus is not None else (path.parent / str(where))
+    if not resolved.exists():
+        raise ConfigError(f"{path}: corpus {resolved} does not exist - pass --corpus PATH")
+    return StoryGold(
+        name=path.stem,
+        path=path,
+        corpus=resolved,
+        stories=tuple(tuple(canonical_url(u) for u in s) for s in stories),
+        articles=data.get("articles") if isinstance(data.get("articles"), int) else None,
+        published=_date_range(data.get("published"), path),
+    )
+
+
+def _is_story(value: object) -> bool:
+    return isinstance(value, list) and len(value) >= 2 and all(isinstance(u, str) and u for u in value)
+
+
+def _date_range(value: object, path: Path) -> tuple[date, date] | None:
+    if value is None:
+        return None
+    try:
+        start, end = date.fromisoformat(value["from"]), date.fromisoformat(value["to"])
+    except (TypeError, KeyError, ValueError):
+        raise ConfigError(f'{path}: \'published\' must be {{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}}') from None
+    return start, end
+
+
+# -- the corpus ---------------------------------------------------------------------------------
+def load_articles(corpus: str | Path, published: tuple[date, date] | None = None) -> list[Article]:
+    """The articles an index of ``corpus`` would hold (stubs included), in date order; only those
+    published in ``published`` (inclusive) when given."""
+    records = list(_records(Path(corpus)))
+    articles = list(merge_records(records).values())
+    if published is not None:
+        start, end = published
+        articles = [a for a in articles if a.published is not None and start <= a.published.date() <= end]
+    return sorted(articles, key=lambda a: (a.published is None, a.published or 0, a.id))
+
+
+def _records(corpus: Path) -> Iterator[Record]:
+    for path in iter_article_files([corpus]):
+        yield from load_file(path).records
+
+
+# -- vectors ------------------------------------------------------------------------------------
+def article_vectors(articles: Sequence[Article], embedder, cache_dir: str | Path | None = None) -> np.ndarray:
+    """Unit vectors of the articles' texts, each text embedded on its own as the indexer does.
+
+    ``cache_dir`` keeps them in ``<cache_dir>/cache/embeddings.sqlite`` under the indexer's key, so
+    an index directory's own cache is reused when given one.
+    """
+    from search.store import EmbeddingCache
+
+    texts = {a.text_hash: a.text for a in articles}
+    model = f"{embedder.model_id}:one-per-call"
+    cache = EmbeddingCache(Path(cache_dir) / CACHE_FILE) if cache_dir is not None else None
+    try:
+        found = cache.get_many(model, sorted(texts), embedder.dim) if cache else {}
+        missing = [h for h in texts if h not in found]
+        fresh = dict(zip(missing, _embed_one_by_one(embedder, [texts[h] for h in missing]), strict=True))
+        if cache and fresh:
+            cache.put_many(model, fresh)
+    finally:
+        if cache:
+            cache.close()
+    found.update(fresh)
+    if not articles:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    return np.stack([found[a.text_hash] for a in articles]).astype(np.float32)
+
+
+def _embed_one_by_one(embedder, texts: list[str], workers: int = 2) -> list[np.ndarray]:
+    """Each text on its own embedder call (as the indexer does: a vector depends on its text alone),
+    the calls shared by ``workers`` threads like the indexer's."""
+    if not texts:
+        return []
+    parts = [texts[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(workers, thread_name_prefix="story-embed") as pool:
+        done = list(pool.map(lambda part: embedder.embed(part, batch_size=1) if part else None, parts))
+    out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
+    for i, vectors in enumerate(done):
+        if vectors is not None:
+            out[i::workers] = list(vectors)
+    return out
+
+
+# -- scoring ------------------------------------------------------------------------------------
+def gold_grouping(gold: StoryGold, articles: Sequence[Article]) -> dict[str, str]:
+    """article id -> gold story label for the articles in scope; every gold URL must be among them."""
+    by_url = {a.url: a.id for a in articles}
+    missing = [u for story in gold.stories for u in story if u not in by_url]
+    if missing:
+        raise ConfigError(f"{gold.path}: {len(missing)} story URL(s) are not in {gold.corpus}, e.g. {missing[0]}")
+    return metrics.grouping([[by_url[u] for u in story] for story in gold.stories], [a.id for a in articles])
+
+
+def score(predicted: Mapping[str, str], gold: Mapping[str, str]) -> dict:
+    """Pairwise and B-cubed precision, recall and F1 of ``predicted`` over the gold's articles."""
+    return {
+        "pairwise": metrics.pairwise_scores(predicted, gold).to_dict(),
+        "bcubed": metrics.bcubed_scores(predicted, gold).to_dict(),
+    }
+
+
+def describe_errors(predicted: Mapping[str, str], gold: Mapping[str, str], articles: Sequence[Article]) -> list[dict]:
+    """The clusters a grouping got wrong, each part as its articles' dates and titles."""
+    by_id = {a.id: a for a in articles}
+
+    def label(article_id: str) -> dict:
+        a = by_id[article_id]
+        return {"id": a.id, "date": a.published.date().isoformat() if a.published else None, "title": a.title}
+
+    return [
+        {"kind": e.kind, "parts": [[label(i) for i in part] for part in e.parts]}
+        for e in metrics.cluster_errors(predicted, gold)
+    ]
+
+
+# -- fitting the pair model ---------------------------------------------------------------------
+def pair_examples(
+    articles: Sequence[Article], vectors: np.ndarray, gold: Mapping[str, str], config: StoryConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels (1: one gold story) of the candidate pairs whose two articles the gold covers."""
+    pairs, features = candidate_features(articles, vectors, config)
+    keep = [k for k, (a, b) in enumerate(pairs) if a in gold and b in gold]
+    labels = np.array([gold[pairs[k][0]] == gold[pairs[k][1]] for k in keep], dtype=np.float64)
+    return features[keep], labels
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, rounds: int = 100) -> tuple[float, ...]:
+    """Logistic regression by Newton's method, with an L2 penalty ``l2 / 2 * |w|^2`` on the weights (not the
+    intercept). Returns (intercept, *weights)."""
+    x = np.hstack([np.ones((len(features), 1)), np.asarray(features, dtype=np.float64)])
+    y = np.asarray(labels, dtype=np.float64)
+    w = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(rounds):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - y) + penalty * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return tuple(float(v) for v in w)
+
+
+# -- the evaluation -----------------------------------------------------------------------------
+def run_stories(
+    path: str | Path,
+    embedder,
+    corpus: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    config: StoryConfig = DEFAULT,
+) -> dict:
+    """Score story detection against every gold file at ``path`` (and the cosine baseline beside it).
+
+    Stories are assigned over the whole corpus (an index holds all of it); a gold file with a
+    ``published`` range is scored on the articles of that range.
+    """
+    golds = load_golds(path, corpus)
+    loaded: dict[Path, tuple[list[Article], np.ndarray]] = {}
+    out = {"kind": "stories", "model": embedder.model_id, "config": config.to_dict(), "golds": []}
+    for gold in golds:
+        if gold.corpus not in loaded:
+            articles = load_articles(gold.corpus)
+            loaded[gold.corpus] = (articles, article_vectors(articles, embedder, cache_dir))
+        out["golds"].append(evaluate_gold(gold, *loaded[gold.corpus], config))
+    return out
+
+
+def evaluate_gold(gold: StoryGold, articles: list[Article], vectors: np.ndarray, config: StoryConfig) -> dict:
+    """Story detection and the cosine baseline on one gold grouping, with the clusters each got wrong."""
+    scope = articles if gold.published is None else _published_in(articles, gold.published)
+    truth = gold_grouping(gold, scope)
+    started = time.perf_counter()
+    predicted = assign_stories(articles, vectors, config).stories
+    seconds = time.perf_counter() - started
+    baseline = cosine_baseline(articles, vectors)
+    result = {
+        **gold.to_dict(),
+        "scored_articles": len(truth),
+        "context_articles": len(articles),
+        "predicted_stories": _multi(predicted, truth),
+        "methods": {
+            "stories": {**score(predicted, truth), "seconds": round(seconds, 3)},
+            "cosine_baseline": score(baseline, truth),
+        },
+        "errors": describe_errors(predicted, truth, scope),
+    }
+    if gold.articles is not None and gold.articles != len(truth):
+        result["warning"] = f"the gold says {gold.articles} articles, the corpus has {len(truth)} in scope"
+    return result
+
+
+def _published_in(articles: Sequence[Article], published: tuple[date, date]) -> list[Article]:
+    start, end = published
+    return [a for a in articles if a.published is not None and start <= a.published.date() <= end]
+
+
+def _multi(predicted: Mapping[str, str], truth: Mapping[str, str]) -> dict:
+    """Predicted stories of two or more among the scored articles."""
+    sizes = Counter(predicted.get(a, a) for a in truth)
+    multi = [n for n in sizes.values() if n > 1]
+    return {"stories": len(multi), "articles": sum(multi)}
+
+
+def format_stories(result: dict) -> str:
+    """A plain-text report of ``run_stories``: scores per gold file, then the clusters it got wrong."""
+    lines = []
+    for g in result["golds"]:
+        p = g["predicted_stories"]
+        lines += [
+            f"stories on {g['name']}: {g['scored_articles']} articles scored ({g['context_articles']} in the corpus); "
+            f"gold {g['stories']} stories of 2+ ({g['articles_in_stories']} articles), "
+            f"predicted {p['stories']} ({p['articles']} articles)",
+            f"{'method':<18}{'pair P':>8}{'pair R':>8}{'pair F1':>9}{'B3 P':>8}{'B3 R':>8}{'B3 F1':>8}",
+        ]
+        for name, m in g["methods"].items():
+            pw, b3 = m["pairwise"], m["bcubed"]
+            lines.append(
+                f"{name:<18}{pw['precision']:>8.3f}{pw['recall']:>8.3f}{pw['f1']:>9.3f}"
+                f"{b3['precision']:>8.3f}{b3['recall']:>8.3f}{b3['f1']:>8.3f}"
+            )
+        if "warning" in g:
+            lines.append(f"warning: {g['warning']}")
+        lines.append(f"clusters story detection got wrong: {len(g['errors'])}")
+        for error in g["errors"]:
+            what = "gold story split" if error["kind"] == "split" else "predicted story merges"
+            lines.append(f"  {what} into {len(error['parts'])} parts:")
+            for part in error["parts"]:
+                shown = " | ".join(f"{a['date'] or 'no date'} {a['title'][:50]}" for a in part[:3])
+                more = f" (+{len(part) - 3} more)" if len(part) > 3 else ""
+                lines.append(f"    - {shown}{more}")
+        lines.append("")
+    return "\n".join(lines).rstrip()

@@ -1,0 +1,260 @@
+"""Story detection (search.stories) on small hand-built corpora: which articles join, ids, updates."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from search.stories import (
+    DEFAULT,
+    StoryConfig,
+    assign_stories,
+    candidate_features,
+    context_days,
+    cosine_baseline,
+    update_stories,
+    words,
+)
+
+START = datetime(2020, 1, 1, 12, tzinfo=UTC)
+DIM = 64
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    title: str
+    excerpt: str = ""
+    published: datetime | None = None
+    provider: str = "Outlet"
+    topics: tuple[str, ...] = ()
+
+
+def day(n: float) -> datetime:
+    return START + timedelta(days=n)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+class Space:
+    """Random directions: ``shared(name, weight)`` mixes a named component into a fresh random vector,
+    so two vectors with the same component of weight w have cosine close to w**2."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.named: dict[str, np.ndarray] = {}
+
+    def noise(self) -> np.ndarray:
+        return unit(self.rng.normal(size=DIM))
+
+    def vector(self, name: str | None = None, weight: float = 0.0) -> np.ndarray:
+        if name is None:
+            return self.noise()
+        base = self.named.setdefault(name, self.noise())
+        return unit(weight * base + np.sqrt(1 - weight**2) * self.noise())
+
+
+def corpus(rows: list[tuple[Item, np.ndarray]]) -> tuple[list[Item], np.ndarray]:
+    return [r[0] for r in rows], np.stack([r[1] for r in rows])
+
+
+def background(space: Space, days: int = 180, every: float = 1.0, recurring: str = "Colbert") -> list:
+    """One unrelated article per ``every`` days; every fifth names ``recurring``."""
+    rows = []
+    for k in range(int(days / every)):
+        name = f"{recurring} said " if k % 5 == 0 else ""
+        item = Item(f"bg{k:04d}", f"{name}Filler{k} topic{k} words{k}", f"More{k} text{k}.", day(k * every))
+        rows.append((item, space.vector()))
+    return rows
+
+
+def groups(stories: dict[str, str]) -> set[frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for article, story in stories.items():
+        out.setdefault(story, set()).add(article)
+    return {frozenset(g) for g in out.values()}
+
+
+# -- words ------------------------------------------------------------------------------------
+def test_words_drop_stopwords_possessives_and_plural_s():
+    assert words("Hurricane Dorian's path: the storms hit The Bahamas, 2 of us") == {
+        "hurricane",
+        "dorian",
+        "path",
+        "storm",
+        "hit",
+        "bahama",
+    }
+    assert words("Boss’s class") == {"boss", "class"}
+    assert words("") == frozenset()
+
+
+# -- which articles join ----------------------------------------------------------------------
+def test_copies_join_within_the_window_only():
+    space = Space()
+    v = space.vector("x", 1.0)
+    items, vectors = corpus(
+        [
+            (Item("a", "Zoox settles with Tesla", published=day(0), provider="Reuters"), v),
+            (Item("b", "Zoox settles with Tesla", published=day(1), provider="AP"), v),
+            (Item("c", "Zoox settles with Tesla", published=day(12), provider="Verge"), v),
+            (Item("d", "Something else entirely", published=day(1)), space.vector()),
+        ]
+    )
+    stories = assign_stories(items, vectors).stories
+    assert stories == {"a": "a", "b": "a", "c": "c", "d": "d"}
+    assert cosine_baseline(items, vectors) == stories
+
+
+def test_an_undated_article_is_a_story_of_its_own():
+    space = Space()
+    v = space.vector("x", 1.0)
+    items, vectors = corpus([(Item("a", "Same", published=day(0)), v), (Item("b", "Same"), v)])
+    assert assign_stories(items, vectors).stories == {"a": "a", "b": "b"}
+
+
+def test_updates_sharing_bursty_words_join_but_a_recurring_name_does_not():
+    space = Space(1)
+    rows = background(space)
+    event = [
+        ("e1", "Hurricane Dorian nears the Bahamas", 100),
+        ("e2", "Dorian death toll in Bahamas rises as Abaco floods", 102),
+        ("e3", "Abaco residents rebuild after Hurricane Dorian", 104),
+    ]
+    rows += [(Item(i, t, "Storm news.", day(d)), space.vector("dorian", 0.7)) for i, t, d in event]
+    host = [
+        ("c1", "Colbert mocks the senator", "On his show.", 101),
+        ("c2", "Colbert roasts a governor", "Tonight.", 103),
+    ]
+    rows += [(Item(i, t, x, day(d)), space.vector("colbert", 0.7)) for i, t, x, d in host]
+    items, vectors = corpus(rows)
+    stories = assign_stories(items, vectors).stories
+    assert stories["e1"] == stories["e2"] == stories["e3"] == "e1"
+    assert stories["c1"] == "c1" and stories["c2"] == "c2"
+    assert {s for a, s in stories.items() if a.startswith("bg")} == {a for a in stories if a.startswith("bg")}
+
+
+def test_a_chain_of_links_never_spans_more_than_max_span_days():
+    space = Space()
+    v = space.vector("x", 1.0)
+    items, vectors = corpus([(Item(f"a{k:02d}", "Same words", published=day(5 * k)), v) for k in range(8)])
+    stories = assign_stories(items, vectors).stories
+    for members in groups(stories):
+        dates = [items[int(a[1:])].published for a in members]
+        assert max(dates) - min(dates) <= timedelta(days=DEFAULT.max_span_days)
+    assert len(groups(stories)) > 1
+    assert len(groups(assign_stories(items, vectors, replace(DEFAULT, max_span_days=100)).stories)) == 1
+
+
+def test_candidates_grow_with_the_corpus_not_its_square():
+    space = Space()
+    rows = [(Item(f"a{k:04d}", f"Words{k}", published=day(k / 20)), space.vector("one", 0.9)) for k in range(600)]
+    items, vectors = corpus(rows)
+    config = replace(DEFAULT, neighbours=5)
+    pairs, features = candidate_features(items, vectors, config)
+    assert len(pairs) <= 600 * 5
+    assert features.shape == (len(pairs), 5)
+    assert all(f[1] <= config.window_days for f in features)
+
+
+def test_input_order_does_not_matter():
+    space = Space(2)
+    rows = background(space, days=60)
+    rows += [
+        (Item(f"e{k}", "Hurricane Dorian Bahamas Abaco", published=day(30 + k)), space.vector("e", 0.8))
+        for k in range(3)
+    ]
+    items, vectors = corpus(rows)
+    first = assign_stories(items, vectors).stories
+    order = list(range(len(items)))
+    random.Random(0).shuffle(order)
+    assert assign_stories([items[i] for i in order], vectors[order]).stories == first
+
+
+def test_mismatched_vectors_are_an_error():
+    with pytest.raises(ValueError, match="2 articles but 1 vectors"):
+        assign_stories([Item("a", "x", published=day(0)), Item("b", "y", published=day(0))], np.ones((1, DIM)))
+
+
+# -- ids and updates --------------------------------------------------------------------------
+def two_events(space: Space) -> list:
+    """Copies of event A on days 50-51 and of event B on days 120-121, over a background."""
+    rows = background(space)
+    a, b = space.vector("A", 1.0), space.vector("B", 1.0)
+    rows += [(Item(f"a{k}", "Event A happens", published=day(50 + k / 2)), a) for k in range(3)]
+    rows += [(Item(f"b{k}", "Event B happens", published=day(120 + k / 2)), b) for k in range(3)]
+    return rows
+
+
+def test_story_id_is_the_earliest_article_and_previous_ids_are_kept():
+    space = Space(3)
+    items, vectors = corpus(two_events(space))
+    stories = assign_stories(items, vectors).stories
+    assert {stories[f"a{k}"] for k in range(3)} == {"a0"}
+    again = assign_stories(items, vectors, previous={a: f"old-{s}" for a, s in stories.items()}).stories
+    assert again == {a: f"old-{s}" for a, s in stories.items()}
+
+
+def test_update_equals_a_rebuild_and_touches_only_nearby_stories():
+    space = Space(4)
+    rows = two_events(space)
+    earlier = rows[:-1]  # b2 arrives later
+    items, vectors = corpus(earlier)
+    before = assign_stories(items, vectors).stories
+    all_items, all_vectors = corpus(rows)
+    after = update_stories(before, all_items, all_vectors, changed=["b2"])
+    rebuilt = assign_stories(all_items, all_vectors).stories
+    assert groups(after.stories) == groups(rebuilt)
+    assert after.stories["b2"] == before["b0"] == "b0"
+    assert {a: s for a, s in after.stories.items() if a != "b2"} == before
+    assert 0 < after.examined < len(earlier) / 2
+    assert after.recomputed == after.examined + 1
+
+
+def test_an_early_article_joining_keeps_the_story_id():
+    space = Space(5)
+    rows = two_events(space)
+    late = [r for r in rows if r[0].id != "a0"]
+    items, vectors = corpus(late)
+    before = assign_stories(items, vectors).stories
+    assert before["a1"] == "a1"
+    all_items, all_vectors = corpus(rows)
+    after = update_stories(before, all_items, all_vectors, changed=["a0"]).stories
+    assert after["a0"] == after["a1"] == after["a2"] == "a1"  # the story kept its id
+    assert assign_stories(all_items, all_vectors).stories["a1"] == "a0"  # a rebuild names it anew
+
+
+def test_removing_articles_and_splitting_keep_the_majority_id():
+    space = Space(6)
+    rows = two_events(space)
+    items, vectors = corpus(rows)
+    before = assign_stories(items, vectors).stories
+    kept = [r for r in rows if r[0].id != "b0"]
+    k_items, k_vectors = corpus(kept)
+    after = update_stories(before, k_items, k_vectors, changed=[], removed=["b0"]).stories
+    assert "b0" not in after
+    assert after["b1"] == after["b2"] == "b0"  # the id outlives its first article
+    # b2's text changes to something unrelated: it leaves, the two others keep the id
+    moved = [(replace(r[0], title="Nothing alike"), space.vector()) if r[0].id == "b2" else r for r in rows]
+    m_items, m_vectors = corpus(moved)
+    split = update_stories(before, m_items, m_vectors, changed=["b2"]).stories
+    assert split["b0"] == split["b1"] == "b0"
+    assert split["b2"] == "b2"
+
+
+def test_update_needs_the_changed_articles():
+    with pytest.raises(ValueError, match="'zz' is not among the articles"):
+        update_stories({}, [], np.zeros((0, DIM)), changed=["zz"])
+
+
+def test_config_reports_its_rule():
+    data = StoryConfig().to_dict()
+    assert data["copy_cosine"] == 0.75
+    assert set(data["weights"]) == {"intercept", "cosine", "days", "burst", "same_section", "other_section"}
+    assert context_days() > DEFAULT.reach_days > DEFAULT.max_span_days

@@ -1,0 +1,214 @@
+"""Story evaluation (search.story_eval and `search-cli eval` on a story gold file), with the hash embedder."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import CORPUS, SHARED, shared_or_skip
+from search.cli import main
+from search.embedding import HashEmbedder
+from search.errors import ConfigError
+from search.stories import DEFAULT
+from search.story_eval import (
+    article_vectors,
+    fit_logistic,
+    format_stories,
+    gold_grouping,
+    is_story_gold,
+    load_articles,
+    load_gold,
+    load_golds,
+    pair_examples,
+    run_stories,
+)
+
+STORY_URLS = ["https://a.example/zoox-tesla", "https://b.example/zoox-tesla", "https://c.example/zoox"]
+
+
+def write_corpus(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for url, title, published, provider in rows:
+        lines.append(json.dumps({"webUrl": url, "title": title, "publishedDateTime": published, "provider": provider}))
+    (folder / "articles.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Three copies of one settlement, a copy published a month later, and an unrelated article."""
+    write_corpus(
+        tmp_path / "corpus",
+        [
+            (STORY_URLS[0], "Zoox settles trade secrets lawsuit with Tesla", "2020-04-15", "Reuters"),
+            (STORY_URLS[1], "Zoox settles trade secrets lawsuit with Tesla", "2020-04-16", "AP"),
+            (STORY_URLS[2], "Zoox settles trade secrets lawsuit with Tesla", "2020-05-20", "Verge"),
+            ("https://d.example/robots", "Warehouse robots learn to walk", "2020-04-15", "Wired"),
+        ],
+    )
+    gold = tmp_path / "gold.json"
+    gold.write_text(json.dumps({"corpus": "corpus", "articles": 4, "stories": [STORY_URLS]}))
+    return gold
+
+
+def test_gold_files_are_recognised_and_loaded(tiny, tmp_path):
+    assert is_story_gold(tiny) and is_story_gold(tiny.parent)
+    assert not is_story_gold(tmp_path / "corpus")
+    gold = load_gold(tiny)
+    assert gold.name == "gold" and gold.corpus == tmp_path / "corpus" and gold.articles == 4
+    assert gold.stories == (tuple(STORY_URLS),)
+    assert [g.name for g in load_golds(tmp_path)] == ["gold"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"corpus": "corpus", "stories": [["https://x.org/a"]]}, "lists of two or more URLs"),
+        ({"corpus": "corpus", "stories": [["https://x.org/a", "https://x.org/b"], ["https://x.org/b", "x"]]}, "two"),
+        ({"stories": []}, "no 'corpus'"),
+        ({"corpus": "nowhere", "stories": []}, "does not exist"),
+        ({"corpus": "corpus", "stories": [], "published": {"from": "May"}}, "'published' must be"),
+    ],
+)
+def test_bad_gold_files_say_what_is_wrong(tiny, data, message):
+    tiny.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message):
+        load_gold(tiny)
+
+
+def test_gold_urls_missing_from_the_corpus_are_an_error(tiny):
+    data = json.loads(tiny.read_text())
+    data["stories"][0].append("https://nowhere.example/x")
+    tiny.write_text(json.dumps(data))
+    gold = load_gold(tiny)
+    with pytest.raises(ConfigError, match="1 story URL"):
+        gold_grouping(gold, load_articles(gold.corpus))
+
+
+def test_news_category_lines_are_read_with_their_field_names(tmp_path):
+    row = {
+        "link": "https://www.huffpost.com/entry/a_n_1",
+        "headline": "Hurricane Dorian Batters The Bahamas",
+        "short_description": "The storm made landfall.",
+        "date": "2019-09-02",
+        "category": "WORLD NEWS",
+        "authors": "",
+    }
+    path = tmp_path / "news.jsonl"
+    path.write_text(json.dumps(row) + "\n" + json.dumps(dict(row, link=row["link"] + "2", date="2019-10-01")) + "\n")
+    articles = load_articles(path)
+    assert [a.title for a in articles] == [row["headline"]] * 2
+    first = articles[0]
+    assert first.excerpt == row["short_description"] and first.topics == ("WORLD NEWS",)
+    assert first.provider == "huffpost.com" and first.published.date() == date(2019, 9, 2)  # the URL's site
+    assert len(load_articles(path, (date(2019, 9, 1), date(2019, 9, 30)))) == 1
+
+
+def test_run_stories_scores_and_lists_the_wrong_clusters(tiny, tmp_path):
+    result = run_stories(tiny, HashEmbedder(), cache_dir=tmp_path / "cache")
+    (gold,) = result["golds"]
+    assert gold["scored_articles"] == 4 and gold["context_articles"] == 4
+    stories = gold["methods"]["stories"]
+    # predicted {a, b}; gold {a, b, c}: one pair of three found, none wrong
+    assert stories["pairwise"] == {"precision": 1.0, "recall": pytest.approx(0.3333, abs=1e-4), "f1": 0.5}
+    assert stories["bcubed"]["precision"] == 1.0
+    assert gold["methods"]["cosine_baseline"]["pairwise"]["f1"] == 0.5
+    (error,) = gold["errors"]
+    assert error["kind"] == "split"
+    assert [[a["date"] for a in part] for part in error["parts"]] == [["2020-04-15", "2020-04-16"], ["2020-05-20"]]
+    assert (tmp_path / "cache" / "cache" / "embeddings.sqlite").is_file()
+    text = format_stories(result)
+    assert "pair F1" in text and "gold story split into 2 parts" in text and "2020-05-20 Zoox settles" in text
+
+
+def test_vectors_come_from_the_cache_the_second_time(tiny, tmp_path):
+    articles = load_articles(tmp_path / "corpus")
+
+    class Counting(HashEmbedder):
+        calls = 0
+
+        def embed(self, texts, batch_size=64):
+            assert batch_size == 1 and len(texts) <= 2
+            Counting.calls += len(texts)
+            return super().embed(texts, batch_size)
+
+    first = article_vectors(articles, Counting(), tmp_path / "c")
+    assert Counting.calls == 2  # two distinct texts: the three copies share one
+    again = article_vectors(articles, Counting(), tmp_path / "c")
+    assert Counting.calls == 2
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, HashEmbedder().embed([a.text for a in articles]), atol=1e-6)
+
+
+def test_pair_examples_and_the_logistic_fit(tiny, tmp_path):
+    articles = load_articles(tmp_path / "corpus")
+    vectors = article_vectors(articles, HashEmbedder())
+    gold = gold_grouping(load_gold(tiny), articles)
+    features, labels = pair_examples(articles, vectors, gold, DEFAULT)
+    assert features.shape[1] == 5 and set(labels) <= {0.0, 1.0} and labels.sum() >= 1
+    # one feature, labels 1 above 0.5: the fitted boundary sits near 0.5 and the weight is positive
+    x = np.linspace(0, 1, 201)[:, None]
+    y = (x[:, 0] > 0.5) ^ (np.arange(201) % 10 == 0)  # a little noise
+    intercept, weight = fit_logistic(x, y, l2=0.01)
+    assert weight > 0 and abs(-intercept / weight - 0.5) < 0.05
+    p = 1 / (1 + np.exp(-(intercept + weight * x[:, 0])))
+    gradient = np.array([np.sum(p - y), np.sum((p - y) * x[:, 0]) + 0.01 * weight])
+    assert np.abs(gradient).max() < 1e-6
+
+
+# -- the command line -------------------------------------------------------------------------
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_INDEX_EMBEDDER", "hash")
+    monkeypatch.setenv("SEARCH_QUERY_EMBEDDER", "hash")
+    monkeypatch.chdir(tmp_path)
+    return lambda *args: CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_cli_eval_on_a_story_gold_file(cli, tiny, tmp_path):
+    result = cli("eval", tiny)
+    assert result.exit_code == 0, result.output
+    assert "stories on gold: 4 articles scored" in result.output and "cosine_baseline" in result.output
+    data = json.loads(cli("eval", tiny.parent, "--json", "--keep-index", tmp_path / "keep").output)
+    assert data["kind"] == "stories" and data["golds"][0]["methods"]["stories"]["pairwise"]["f1"] == 0.5
+
+
+def test_cli_eval_corpus_override_and_errors(cli, tiny, tmp_path):
+    other = write_corpus(tmp_path / "other", [(u, "Same title", "2020-04-15", "X") for u in STORY_URLS])
+    result = cli("eval", tiny, "--corpus", other, "--json")
+    assert json.loads(result.output)["golds"][0]["methods"]["stories"]["pairwise"]["f1"] == 1.0
+    not_gold = tmp_path / "x.json"
+    not_gold.write_text("{}")
+    bad = cli("eval", not_gold)
+    assert (
+        bad.exit_code == 1 and "neither a folder nor a story gold file" in bad.output and "Traceback" not in bad.output
+    )
+    missing = cli("eval", tiny, "--corpus", tmp_path / "corpus" / "articles.jsonl")
+    assert missing.exit_code == 0  # a file works as a corpus too
+
+
+# -- the shared gold --------------------------------------------------------------------------
+def test_the_shared_gold_matches_the_corpus_without_embedding():
+    gold = load_gold(shared_or_skip(SHARED / "eval" / "stories" / "smartable-ai.json"))
+    assert gold.corpus.resolve() == shared_or_skip(CORPUS).resolve()
+    articles = load_articles(gold.corpus)
+    truth = gold_grouping(gold, articles)
+    assert len(truth) == gold.articles == 367
+    assert len({s for s in truth.values()}) == 150 + 54
+
+
+def test_the_huffpost_months_match_their_corpus():
+    from conftest import ROOT
+
+    golds = load_golds(ROOT / "eval" / "stories-huffpost")
+    assert [g.name for g in golds] == ["huffpost-2018-10", "huffpost-2019-09"]
+    shared_or_skip(golds[0].corpus)
+    articles = load_articles(golds[0].corpus)
+    for gold in golds:
+        scope = [a for a in articles if gold.published[0] <= a.published.date() <= gold.published[1]]
+        assert len(gold_grouping(gold, scope)) == gold.articles
