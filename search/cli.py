@@ -253,14 +253,18 @@ class _ProgressBars:
 @click.option("--since", default=None, metavar="DATE", help="Published on or after this date (YYYY-MM-DD).")
 @click.option("--until", default=None, metavar="DATE", help="Published on or before this date (YYYY-MM-DD).")
 @click.option("--sort", type=click.Choice(["relevance", "newest"]), default="relevance", show_default=True)
+@click.option(
+    "--collapse/--no-collapse", default=True, show_default=True, help="One hit per story, its other versions listed."
+)
 @index_dir_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def query(text, mode, limit, offset, provider, topic, since, until, sort, index_dir, config_file, as_json):
-    """Search for TEXT. Words are OR-ed; "quoted phrases", field:value, AND/OR/NOT work."""
-    with _service(config_file, index_dir, embeds=mode != "keyword") as service:
+def query(text, mode, limit, offset, provider, topic, since, until, sort, collapse, index_dir, config_file, as_json):
+    """Search for TEXT: articles holding most of its words or close in meaning; "quoted phrases",
+    field:value, -word and AND/OR/NOT constrain every mode."""
+    with _service(config_file, index_dir, embeds=True) as service:
         results = service.search(
             text,
             mode=mode,
@@ -271,6 +275,7 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, index_
             since=since,
             until=until,
             sort=sort,
+            collapse=collapse,
         )
     if as_json:
         _print_json(results.to_dict())
@@ -284,27 +289,62 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, index_
         return
     shown = f"{results.offset + 1}-{results.offset + len(results.hits)} of " if results.hits else ""
     more = "+" if results.total_relation == "gte" else ""
-    click.echo(f"{shown}{results.total}{more} results ({results.mode}, {results.took_ms:.0f} ms)")
+    counted = f"stories ({results.total_articles} articles)" if results.collapse else "results"
+    click.echo(f"{shown}{results.total}{more} {counted} ({results.mode}, {results.took_ms:.0f} ms)")
     _print_hits(results.hits)
 
 
 @main.command()
 @click.argument("article_id")
 @click.option("--limit", type=int, default=10, show_default=True, metavar="N", help="Hits to show (1-100).")
+@click.option("--offset", type=int, default=0, show_default=True, metavar="N", help="Hits to skip.")
+@click.option("--provider", default=None, metavar="NAME", help="Only articles from this provider.")
+@click.option("--topic", default=None, metavar="NAME", help="Only articles with this topic.")
+@click.option("--since", default=None, metavar="DATE", help="Published on or after this date (YYYY-MM-DD).")
+@click.option("--until", default=None, metavar="DATE", help="Published on or before this date (YYYY-MM-DD).")
 @index_dir_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def related(article_id, limit, index_dir, config_file, as_json):
-    """Articles like the stored article ARTICLE_ID ("more like this")."""
+def related(article_id, limit, offset, provider, topic, since, until, index_dir, config_file, as_json):
+    """Other stories like the stored article ARTICLE_ID ("more like this"), and the other articles
+    of its own story."""
     with _service(config_file, index_dir) as service:
-        results = service.related(article_id, limit=limit)
+        results = service.related(
+            article_id, limit=limit, offset=offset, provider=provider, topic=topic, since=since, until=until
+        )
     if as_json:
         _print_json(results.to_dict())
         return
     click.echo(f"Related to: {results.query}")
+    if results.also_reported:
+        click.echo("Also reported by:")
+        for v in results.also_reported:
+            click.echo(f"     {v.provider or 'unknown provider'} · {_date(v.published)} · {v.title}  [{v.id}]")
+    click.echo(f"{results.total} related stories:" if results.total else "No related stories above the floor.")
     _print_hits(results.hits)
+
+
+@main.command()
+@click.argument("story_id")
+@index_dir_option
+@config_option
+@json_option
+@_fail_cleanly
+@_read_only
+def story(story_id, index_dir, config_file, as_json):
+    """One story: every article that reports it, oldest first (STORY_ID may be any of its articles)."""
+    with _service(config_file, index_dir) as service:
+        found = service.story(story_id)
+    if as_json:
+        _print_json(found.to_dict())
+        return
+    facts = found.to_dict()
+    click.echo(f"{found.title}  [{found.id}]")
+    click.echo(f"{facts['articles']} article(s) from {', '.join(facts['providers']) or 'unknown providers'}")
+    for a in found.versions:
+        click.echo(f"  {_date(a.published)}  {a.provider or 'unknown provider'} · {a.title}  [{a.id}]")
 
 
 @main.command()
@@ -571,12 +611,13 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 def _print_hits(hits) -> None:
-    if not hits:
-        click.echo("No results. Try fewer or more general words, or --mode semantic.")
     for hit in hits:
         a = hit.article
         click.echo(f"{hit.rank:>3}. {a.title}")
         click.echo(f"     {a.provider or 'unknown provider'} · {_date(a.published)} · {a.url}  [{a.id}]")
+        if hit.versions:
+            others = ", ".join(sorted({v.provider for v in hit.versions if v.provider})) or "the same provider"
+            click.echo(f"     + {len(hit.versions)} more version(s) of this story ({others})  [story {a.story}]")
 
 
 def _date(value) -> str:

@@ -21,9 +21,18 @@ import numpy as np
 
 from search.urls import id_to_int
 
-Facts = tuple[str, str, tuple[str, ...], "datetime | None"]  # provider, domain, topics, published
+Facts = tuple[str, str, tuple[str, ...], "datetime | None", str]  # provider, domain, topics, published, story
 NO_DATE = np.iinfo(np.int64).min  # sorts after every real date in newest-first order
-FILES = ("keys.npy", "provider.npy", "domain.npy", "published.npy", "topic_ptr.npy", "topic_codes.npy", "names.json")
+FILES = (
+    "keys.npy",
+    "provider.npy",
+    "domain.npy",
+    "published.npy",
+    "topic_ptr.npy",
+    "topic_codes.npy",
+    "story.npy",
+    "names.json",
+)
 
 
 def fold(name: str) -> str:
@@ -44,6 +53,7 @@ class Columns:
         published: np.ndarray,
         topic_ptr: np.ndarray,
         topic_codes: np.ndarray,
+        story: np.ndarray,
         names: dict[str, list[str]],
     ):
         self.keys = keys  # int64 article key per row
@@ -52,8 +62,11 @@ class Columns:
         self.published = published  # int64 seconds since the epoch, NO_DATE for none
         self.topic_ptr = topic_ptr  # CSR: topics of row r are topic_codes[topic_ptr[r]:topic_ptr[r+1]]
         self.topic_codes = topic_codes
+        self.story = story  # int32 code into names["story"] (story ids): articles of one story share it
         self.names = names  # "provider", "domain", "topic": display names by code
-        self._codes = {kind: {fold(n): i for i, n in enumerate(values)} for kind, values in names.items()}
+        self._codes = {
+            kind: {fold(n): i for i, n in enumerate(values)} for kind, values in names.items() if kind != "story"
+        }
         self._order = np.argsort(keys, kind="stable")
         self._sorted_keys = keys[self._order]
         self._topic_rows: np.ndarray | None = None
@@ -67,20 +80,28 @@ class Columns:
     def build(cls, ids: Sequence[str], facts: dict[str, Facts]) -> Columns:
         """Columns for the rows ``ids`` from each id's (provider, domain, topics, published)."""
         providers, domains, topics = _Names(), _Names(), _Names()
+        story_codes: dict[str, int] = {}
+        story = np.empty(len(ids), dtype=np.int32)
         provider = np.empty(len(ids), dtype=np.int32)
         domain = np.empty(len(ids), dtype=np.int32)
         published = np.empty(len(ids), dtype=np.int64)
         ptr = [0]
         codes: list[int] = []
         for row, article_id in enumerate(ids):
-            provider_name, domain_name, topic_names, when = facts[article_id]
+            provider_name, domain_name, topic_names, when, story_id = facts[article_id]
+            story[row] = story_codes.setdefault(story_id, len(story_codes))
             provider[row] = providers.code(provider_name)
             domain[row] = domains.code(domain_name.lower())
             published[row] = timestamp(when)
             codes.extend(dict.fromkeys(c for c in (topics.code(t) for t in topic_names) if c >= 0))
             ptr.append(len(codes))
         keys = np.fromiter((id_to_int(i) for i in ids), dtype=np.int64, count=len(ids))
-        names = {"provider": providers.values(), "domain": domains.values(), "topic": topics.values()}
+        names = {
+            "provider": providers.values(),
+            "domain": domains.values(),
+            "topic": topics.values(),
+            "story": list(story_codes),
+        }
         return cls(
             keys,
             provider,
@@ -88,6 +109,7 @@ class Columns:
             published,
             np.asarray(ptr, dtype=np.int64),
             np.asarray(codes, dtype=np.int32),
+            story,
             names,
         )
 
@@ -164,6 +186,16 @@ class Columns:
             "provider": _top(provider_counts, self.names["provider"], size),
             "topic": _top(topic_counts, self.names["topic"], size),
         }
+
+    def stories(self, rows: np.ndarray) -> np.ndarray:
+        """Story code of each row (-1 for an unknown row)."""
+        out = np.full(len(rows), -1, dtype=np.int64)
+        known = rows >= 0
+        out[known] = self.story[rows[known]]
+        return out
+
+    def story_id(self, code: int) -> str:
+        return self.names["story"][code]
 
     def dates(self, rows: np.ndarray) -> np.ndarray:
         out = np.full(len(rows), NO_DATE, dtype=np.int64)

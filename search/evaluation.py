@@ -367,25 +367,32 @@ def run_related(corpus_dir: str | Path, settings: Settings, embedder=None, index
 
 
 def evaluate_related(settings: Settings, truth: dict[str, dict[str, list[str]]], embedder=None) -> dict:
-    """Recall@10 and MRR@10 of ``related(id, limit=10)`` for each ground-truth variant, and how
-    many items a "more like this" list shows on average (the floors may make it shorter than 10)."""
+    """Recall@10 and MRR@10 of ``related(id, limit=10)`` for each ground-truth variant, counted by story:
+    an expected item is found when any article of its story is. The anchor's own story counts as found
+    when related() lists its other articles (``also_reported``), as readers see them. Also: how many
+    items a list shows on average (the floors may make it shorter than 10)."""
     started = time.perf_counter()
     service = SearchService(settings, embedder)
     try:
         queries = sorted(set().union(*(t.keys() for t in truth.values())))
-        rankings = {i: [h.article.id for h in service.related(i, limit=10).hits] for i in queries}
+        found = {i: service.related(i, limit=10) for i in queries}
+        expected_ids = sorted({e for t in truth.values() for items in t.values() for e in items} | set(queries))
+        story = {a.id: a.story or a.id for a in service.get_many(expected_ids)}
     finally:
         service.close()
     out: dict = {"seconds": round(time.perf_counter() - started, 2)}
-    out["shown"] = metrics.mean(len(r) for r in rankings.values())
+    out["shown"] = metrics.mean(len(r.hits) for r in found.values())
     for variant, expected in truth.items():
-        per = {
-            i: {
-                "recall@10": metrics.recall(rankings[i], dict.fromkeys(rel, 1), 10),
-                "mrr@10": metrics.reciprocal_rank(rankings[i], dict.fromkeys(rel, 1), 10),
-            }
-            for i, rel in expected.items()
-        }
+        per = {}
+        for i, items in expected.items():
+            ranking = [h.article.story or h.article.id for h in found[i].hits]
+            wanted = dict.fromkeys((story.get(e, e) for e in items), 1)
+            own = story.get(i, i)
+            found_own = own in wanted and bool(found[i].also_reported)
+            recall = metrics.recall(ranking, wanted, 10)
+            if found_own:
+                recall += 1 / len(wanted)
+            per[i] = {"recall@10": min(1.0, recall), "mrr@10": metrics.reciprocal_rank(ranking, wanted, 10)}
         out[variant] = {
             "mean": {m: metrics.mean(p[m] for p in per.values()) for m in RELATED_METRICS},
             "per_article": per,

@@ -7,36 +7,36 @@ The new generation is built beside the live one and swapped in atomically.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from search import generations as gen
-from search.columns import Columns
 from search.config import Settings
-from search.errors import ArticleError, ConfigError, DiskFull, IndexCorrupt, SearchError, is_disk_full
+from search.errors import ArticleError, DiskFull, IndexCorrupt, SearchError, is_disk_full
 from search.keyword import KeywordIndex
 from search.loader import FileResult, Record
+from search.local_writer import LocalWriter, ModelInfo, check_consistent
 from search.mapping import FieldMap
 from search.merge import merge_records
 from search.models import Article
 from search.scan import Scan, scan_sources
 from search.store import ArticleStore, EmbeddingCache
+from search.stories import assign_stories, context_days, update_stories
 from search.urls import article_id
 from search.vectors import VectorIndex
-from search.vocabulary import Vocabulary
 
 Progress = Callable[[str, int, int], None]
 EMBED_WORKERS = 2
+BATCH = 2_000  # articles merged, embedded and written together: memory does not grow with the corpus
 
 
 @dataclass
@@ -217,149 +217,114 @@ class Indexer:
         progress: Progress | None,
         delete_ids: set[str] | None = None,
     ) -> None:
-        name, tmp = gen.next_generation(self.root)
+        """Write the scanned changes (and ``delete_ids``) into a new generation and publish it."""
+        model = ModelInfo(self.embedder.model_name, self.embedder.model_id, self.embedder.dim)
+        writer = LocalWriter(self.root, self.settings, model)
         try:
-            tmp.mkdir(parents=True)
-            self._build_into(tmp, name, live, scan, report, progress, delete_ids or set())
-            gen.publish(self.root, tmp, name)
+            writer.begin(live)
+            self._apply(writer, scan, report, progress, delete_ids or set())
+            t0 = time.perf_counter()
+            report.generation = writer.publish()
+            report.stages["commit"] = report.stages.get("commit", 0.0) + time.perf_counter() - t0
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if _serving(self.root) != name:  # renamed into place but never made live (CURRENT not switched)
-                shutil.rmtree(self.root / name, ignore_errors=True)
-                (self.root / f"{gen.CURRENT}.tmp").unlink(missing_ok=True)
+            writer.abort()
             raise
-        gen.cleanup(self.root)
-        report.generation = name
-
-    def _build_into(
-        self,
-        tmp: Path,
-        name: str,
-        live: Path | None,
-        scan: Scan,
-        report: IndexReport,
-        progress: Progress | None,
-        delete_ids: set[str],
-    ) -> None:
-        keyword, vectors, store = self._open_copy(tmp, live)
-        try:
-            self._apply(tmp, live, keyword, vectors, store, scan, report, progress, delete_ids)
-        finally:
-            keyword.close()
-            store.close()
-        t0 = time.perf_counter()
-        manifest = gen.Manifest(
-            format_version=gen.FORMAT_VERSION,
-            model_name=self.embedder.model_name,
-            model_id=self.embedder.model_id,
-            dim=self.embedder.dim,
-            articles=report.articles,
-            built_at=datetime.now(UTC).isoformat(),
-            checksums=gen.checksums(tmp),
-            generation=name,
-        )
-        gen.write_manifest(tmp, manifest)
-        report.stages["commit"] += time.perf_counter() - t0
 
     def _apply(
-        self,
-        tmp: Path,
-        live: Path | None,
-        keyword: KeywordIndex,
-        vectors: VectorIndex,
-        store: ArticleStore,
-        scan: Scan,
-        report: IndexReport,
-        progress: Progress | None,
-        delete_ids: set[str],
+        self, writer: LocalWriter, scan: Scan, report: IndexReport, progress: Progress | None, delete_ids: set[str]
     ) -> None:
-        """Apply the scanned changes to writable copies of the three parts."""
+        """Record the scanned sources, then merge, embed and write the touched articles batch by batch.
+
+        Embedding a batch (native code that releases the GIL, on EMBED_WORKERS threads) runs while
+        the previous batch is written (Python): the two cores stay busy.
+        """
         stages = report.stages
         t0 = time.perf_counter()
         touched: set[str] = set()
         for key, result in sorted(scan.changed.items()):
-            touched |= store.replace_source(key, scan.digests[key], result.records)
+            touched |= writer.replace_source(key, scan.digests[key], result.records)
         for key in sorted(scan.removed):
-            touched |= store.replace_source(key, None, [])
+            touched |= writer.replace_source(key, None, [])
         report.files_changed, report.files_removed = len(scan.changed), len(scan.removed)
-        merged = merge_records(store.records_for(touched))
-        touched_ids = {article_id(u) for u in touched} | delete_ids
-        old = store.hashes(touched_ids)
-        for article_id_ in delete_ids:
-            merged.pop(article_id_, None)
-        upserts = [a for a in merged.values() if old.get(a.id, ("",))[0] != a.content_hash]
-        deletes = sorted(i for i in touched_ids if i in old and i not in merged)
-        fresh = [a for a in upserts if old.get(a.id, ("", ""))[1] != a.text_hash]
+        urls = sorted(touched)
         stages["merge"] = time.perf_counter() - t0
-
-        # Embedding (native code, GIL released) runs beside the keyword stage (Python): two cores.
-        stop = threading.Event()
+        batches = [urls[i : i + BATCH] for i in range(0, len(urls), BATCH)] or [[]]
+        changed: set[str] = set()
+        removed: set[str] = set()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        stop = threading.Event()
         try:
-            embedding = pool.submit(self._timed_vectors, fresh, report, progress, stop)
-            t0 = time.perf_counter()
-            keyword.apply(sorted(upserts, key=lambda a: a.id), deletes)
-            row_ids = keyword.export_matrix(tmp / gen.MATRIX_DIR).ids
-            stages["keyword"] = time.perf_counter() - t0
-            matrix = embedding.result()
+            pending = pool.submit(self._prepare, writer, batches[0], delete_ids, report, stop)
+            for n in range(len(batches)):
+                upserts, vectors, deletes = pending.result()
+                if n + 1 < len(batches):
+                    pending = pool.submit(self._prepare, writer, batches[n + 1], delete_ids, report, stop)
+                t0 = time.perf_counter()
+                writer.write(upserts, vectors, deletes)
+                stages["write"] = stages.get("write", 0.0) + time.perf_counter() - t0
+                changed.update(a.id for a in upserts)
+                removed.update(deletes)
+                if progress:
+                    progress("write", n + 1, len(batches))
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-
+        if delete_ids and not touched:  # `delete`: no source changed
+            t0 = time.perf_counter()
+            writer.write([], {}, sorted(delete_ids))
+            removed.update(delete_ids)
+            stages["write"] = stages.get("write", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
-        vectors.remove([*deletes, *(a.id for a in fresh if a.id in old)])
-        vectors.add([a.id for a in fresh], matrix)
-        vectors.compress_above(self.settings.approximate_above)
-        vectors.save(tmp / gen.VECTORS_FILE)
-        stages["vector"] = time.perf_counter() - t0
+        self._assign_stories(writer, changed, removed)
+        stages["stories"] = time.perf_counter() - t0
+        report.articles = writer.count()
+        report.removed = len(removed)
 
+    def _prepare(
+        self, writer: LocalWriter, urls: list[str], delete_ids: set[str], report: IndexReport, stop: threading.Event
+    ) -> tuple[list[Article], dict[str, np.ndarray], list[str]]:
+        """One batch: its merged articles that changed, the vectors of those whose text changed, and the deletes."""
+        if stop.is_set():
+            raise InterruptedError("indexing was cancelled")
         t0 = time.perf_counter()
-        previous = store.get_many([a.id for a in upserts if a.id in old] + deletes)
-        vocabulary = Vocabulary.load(live) if live is not None else Vocabulary()
-        vocabulary.remove(a.text for a in previous.values())
-        vocabulary.add(a.text for a in upserts)
-        vocabulary.save(tmp)
-        store.delete(deletes)
-        store.upsert(upserts)
-        store.commit()
-        Columns.build(row_ids, store.facts()).save(tmp / gen.COLUMNS_DIR)
-        _check_consistent(keyword, vectors, store)
-        report.articles = store.count()
-        report.added = sum(1 for a in upserts if a.id not in old)
-        report.updated, report.removed = len(upserts) - report.added, len(deletes)
-        stages["commit"] = time.perf_counter() - t0
+        merged = merge_records(writer.records_for(urls))
+        ids = {article_id(u) for u in urls}
+        old = writer.hashes(ids)
+        for gone in delete_ids:
+            merged.pop(gone, None)
+        upserts = [a for a in merged.values() if old.get(a.id, ("",))[0] != a.content_hash]
+        deletes = sorted(i for i in ids if i in old and i not in merged)
+        fresh = [a for a in upserts if old.get(a.id, ("", ""))[1] != a.text_hash]
+        report.added += sum(1 for a in upserts if a.id not in old)
+        report.updated += sum(1 for a in upserts if a.id in old)
+        report.stages["merge"] = report.stages.get("merge", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        matrix = self._vectors_for(fresh, report, None, stop)
+        report.stages["embed"] = report.stages.get("embed", 0.0) + time.perf_counter() - t0
+        return upserts, dict(zip((a.id for a in fresh), matrix, strict=True)), deletes
 
-    def _open_copy(self, tmp: Path, live: Path | None) -> tuple[KeywordIndex, VectorIndex, ArticleStore]:
-        """Writable copies of the live generation's three parts (or empty ones) inside ``tmp``."""
-        boost = self.settings.title_boost
-        if live is None:
-            return (
-                KeywordIndex(tmp / gen.KEYWORD_DIR, boost).create(),
-                VectorIndex(self.embedder.dim),
-                ArticleStore(tmp / gen.STORE_FILE),
+    def _assign_stories(self, writer: LocalWriter, changed: set[str], removed: set[str]) -> None:
+        """Give the new and changed articles a story, re-examining only the articles near them in time."""
+        if not changed and not removed:
+            return
+        previous = writer.stories()
+        fresh_build = not previous
+        if fresh_build:
+            articles = writer.articles_between(None, None)
+        else:
+            dates = [a.published for a in writer.articles(sorted(changed)).values() if a.published]
+            reach = timedelta(days=context_days())
+            start, end = (min(dates) - reach, max(dates) + reach) if dates else (None, None)
+            articles = writer.articles_between(start, end) if dates else writer.articles(sorted(changed))
+        listed = sorted(articles.values(), key=lambda a: a.id)
+        vectors = writer.vectors_of([a.id for a in listed]) if listed else np.zeros((0, self.embedder.dim))
+        if fresh_build:
+            assignment = assign_stories(listed, vectors)
+        else:
+            assignment = update_stories(
+                previous, listed, vectors, [i for i in changed if i in articles], [i for i in removed]
             )
-        manifest = gen.read_manifest(live)
-        if (manifest.model_name, manifest.dim) != (self.embedder.model_name, self.embedder.dim):
-            raise ConfigError(
-                f"the index in {self.root} was built with {manifest.model_name} ({manifest.dim} dims), the configured "
-                f"model is {self.embedder.model_name} ({self.embedder.dim}) - re-run with --rebuild"
-            )
-        gen.copy_tree_linked(live / gen.KEYWORD_DIR, tmp / gen.KEYWORD_DIR)
-        shutil.copyfile(live / gen.STORE_FILE, tmp / gen.STORE_FILE)
-        return (
-            KeywordIndex(tmp / gen.KEYWORD_DIR, boost).open(),
-            VectorIndex.load(live / gen.VECTORS_FILE),
-            ArticleStore(tmp / gen.STORE_FILE),
-        )
-
-    def _timed_vectors(
-        self, articles: list[Article], report: IndexReport, progress: Progress | None, stop: threading.Event
-    ) -> np.ndarray:
-        t0 = time.perf_counter()
-        try:
-            return self._vectors_for(articles, report, progress, stop)
-        finally:
-            report.stages["embed"] = time.perf_counter() - t0
+        writer.set_stories(assignment.stories)
 
     def _vectors_for(
         self,
@@ -389,7 +354,8 @@ class Indexer:
                 found.update(new)
                 if progress:
                     progress("embed", min(start + batch, len(missing)), len(missing))
-            report.embedded, report.cache_hits = len(missing), len(articles) - len(missing)
+            report.embedded += len(missing)
+            report.cache_hits += len(articles) - len(missing)
         finally:
             workers.shutdown(wait=True, cancel_futures=True)
             cache.close()
@@ -458,14 +424,6 @@ def _check_usable(scan: Scan, strict: bool) -> None:
         raise ArticleError(f"nothing could be indexed, nothing written: {errors.items[0]}{more}")
 
 
-def _check_consistent(keyword: KeywordIndex, vectors: VectorIndex, store: ArticleStore) -> None:
-    ids = store.ids()
-    if keyword.ids() != ids or vectors.ids() != ids:
-        raise IndexCorrupt(
-            f"indexes disagree: store {len(ids)}, keyword {keyword.count()}, vectors {vectors.count} articles"
-        )
-
-
 def verify(root: Path) -> gen.Manifest:
     """Check the live generation in ``root`` and return its manifest; IndexCorrupt says what is wrong.
 
@@ -483,7 +441,7 @@ def verify(root: Path) -> gen.Manifest:
         keyword = KeywordIndex(path / gen.KEYWORD_DIR, matrix_dir=path / gen.MATRIX_DIR).open()
         store = ArticleStore(path / gen.STORE_FILE, readonly=True)
         try:
-            _check_consistent(keyword, VectorIndex.load(path / gen.VECTORS_FILE), store)
+            check_consistent(keyword, VectorIndex.load(path / gen.VECTORS_FILE), store)
             count = store.count()
             if keyword.matrix is not None and set(keyword.matrix.ids) != store.ids():
                 raise IndexCorrupt(f"{path}: the score matrix and the store hold different articles - use --rebuild")

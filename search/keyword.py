@@ -68,6 +68,7 @@ class KeywordIndex:
         self._local = threading.local()
         self._searchers: list = []  # every thread's searcher, so close() can close them all
         self._lock = threading.Lock()
+        self._writer = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def create(self) -> KeywordIndex:
@@ -112,20 +113,49 @@ class KeywordIndex:
         return searcher
 
     # -- writing -----------------------------------------------------------------------------
-    def apply(self, upserts: Iterable[Article], deletes: Iterable[str]) -> None:
-        """Delete then add in one commit. Ids in ``upserts`` replace their old documents."""
-        writer = self._ix.writer(limitmb=256, compound=False)  # compound segments are copied into every searcher
+    def begin_writes(self) -> None:
+        """Open one Whoosh writer for the batches that follow; ``commit_writes`` ends it."""
+        # compound segments are copied into every searcher; limitmb bounds the writer's memory
+        self._writer = self._ix.writer(limitmb=128, compound=False)
+        self._empty = self._ix.doc_count_all() == 0
+
+    def write(self, upserts: Iterable[Article], deletes: Iterable[str]) -> None:
+        """Delete, then add or replace (ids in ``upserts`` replace their old documents)."""
+        writer = self._writer
         try:
             for article_id in deletes:
                 writer.delete_by_term("id", article_id)
+            add = writer.add_document if self._empty else writer.update_document
             for article in upserts:
-                writer.update_document(**_document(article))
+                add(**_document(article))
+        except BaseException:
+            self.cancel_writes()
+            raise
+
+    def commit_writes(self) -> None:
+        writer, self._writer = self._writer, None
+        try:
             writer.commit(mergetype=_merge_small_into_one)
         except BaseException:
             writer.cancel()
             raise
         self.close()
         self.open()
+
+    def cancel_writes(self) -> None:
+        """Drop what was written since ``begin_writes`` (and close the writer's files)."""
+        writer, self._writer = getattr(self, "_writer", None), None
+        if writer is not None:
+            try:
+                writer.cancel()
+            except Exception:  # noqa: BLE001 - whoosh may fail to clean up on a full disk; the directory goes anyway
+                pass
+
+    def apply(self, upserts: Iterable[Article], deletes: Iterable[str]) -> None:
+        """Delete then add in one commit. Ids in ``upserts`` replace their old documents."""
+        self.begin_writes()
+        self.write(upserts, deletes)
+        self.commit_writes()
 
     # -- reading -----------------------------------------------------------------------------
     def count(self) -> int:

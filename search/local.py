@@ -284,6 +284,13 @@ class LocalReader:
     def facets(self, keys: np.ndarray) -> dict[str, list[tuple[str, int]]]:
         return self.columns.facets(self.columns.rows(keys))
 
+    def stories(self, keys: np.ndarray) -> np.ndarray:
+        """Story code of each key: equal codes, one story (-1 for an unknown key)."""
+        return self.columns.stories(self.columns.rows(keys))
+
+    def story_members(self, story_id: str) -> list[str]:
+        return self.store.story_members(story_id)
+
     def dates(self, keys: np.ndarray) -> np.ndarray:
         return self.columns.dates(self.columns.rows(keys))
 

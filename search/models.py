@@ -26,6 +26,7 @@ class Article:
     authors: tuple[str, ...] = ()
     related: tuple[str, ...] = ()  # ids of the articles the publisher listed as related
     is_stub: bool = False  # known only as someone's related item, never as a main article
+    story: str = ""  # the story (news event) it reports: the id of that story's first article
 
     @property
     def text(self) -> str:
@@ -39,8 +40,11 @@ class Article:
 
     @property
     def content_hash(self) -> str:
-        """Hash of every stored field: an article whose hash is unchanged needs no update."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        """Hash of every field read from its sources (not its story, which the index assigns):
+        an article whose hash is unchanged needs no update."""
+        fields = self.to_dict()
+        del fields["story"]
+        blob = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).hexdigest()
 
     def to_dict(self) -> dict:
@@ -58,6 +62,7 @@ class Article:
             "authors": list(self.authors),
             "related": list(self.related),
             "is_stub": self.is_stub,
+            "story": self.story,
         }
 
     @classmethod
@@ -77,6 +82,7 @@ class Article:
             authors=tuple(d.get("authors") or ()),
             related=tuple(d.get("related") or ()),
             is_stub=bool(d.get("is_stub")),
+            story=d.get("story") or "",
         )
 
 
@@ -133,11 +139,36 @@ class Suggestions:
 
 
 @dataclass(frozen=True)
+class Version:
+    """Another article that reports the same story: what a result lists under "N more versions"."""
+
+    id: str
+    title: str
+    provider: str
+    published: datetime | None
+    url: str
+
+    @classmethod
+    def of(cls, a: Article) -> Version:
+        return cls(a.id, a.title, a.provider, a.published, a.url)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "provider": self.provider,
+            "published": self.published.isoformat() if self.published else None,
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True)
 class Hit:
     article: Article
     rank: int
     score: float
     components: Components = field(default_factory=Components)
+    versions: tuple[Version, ...] = ()  # with collapsing: the story's other matching articles, oldest first
 
     def to_dict(self) -> dict:
         a = self.article
@@ -153,6 +184,8 @@ class Hit:
             "image": a.image,
             "score": round(self.score, 6),
             "components": self.components.to_dict(),
+            "story": a.story,
+            "versions": [v.to_dict() for v in self.versions],
         }
 
 
@@ -172,6 +205,9 @@ class Results:
     corrections: dict[str, str] = field(default_factory=dict)  # misspelled word -> indexed word searched
     suggestion: str | None = None  # "did you mean": a query with results, offered when there are none
     fusion: dict = field(default_factory=dict)
+    collapse: bool = False  # one hit per story: ``total`` counts stories; ``total_articles`` the articles
+    total_articles: int | None = None
+    also_reported: tuple[Version, ...] = ()  # related(): the anchor's own story, told by other articles
 
     def to_dict(self) -> dict:
         return {
@@ -181,6 +217,9 @@ class Results:
             "filters": dict(self.filters),
             "total": self.total,
             "total_relation": self.total_relation,
+            "counts": "stories" if self.collapse else "articles",
+            "total_articles": self.total if self.total_articles is None else self.total_articles,
+            "facet_counts": "articles",
             "limit": self.limit,
             "offset": self.offset,
             "took_ms": round(self.took_ms, 2),
@@ -188,9 +227,34 @@ class Results:
             "suggestion": self.suggestion,
             "fusion": dict(self.fusion),
             "hits": [h.to_dict() for h in self.hits],
+            "also_reported": [v.to_dict() for v in self.also_reported],
             "facets": {name: [{"value": v, "count": c} for v, c in counts] for name, counts in self.facets.items()},
         }
 
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
+
+
+@dataclass(frozen=True)
+class Story:
+    """One news event: every article that reports it, oldest first."""
+
+    id: str
+    versions: tuple[Article, ...]
+
+    @property
+    def title(self) -> str:
+        return self.versions[0].title if self.versions else ""
+
+    def to_dict(self) -> dict:
+        dated = [a.published for a in self.versions if a.published]
+        return {
+            "id": self.id,
+            "title": self.title,
+            "articles": len(self.versions),
+            "providers": sorted({a.provider for a in self.versions if a.provider}),
+            "first": min(dated).isoformat() if dated else None,
+            "last": max(dated).isoformat() if dated else None,
+            "versions": [Version.of(a).to_dict() for a in self.versions],
+        }

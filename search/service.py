@@ -25,13 +25,14 @@ from search.config import MODES, Settings
 from search.dates import parse_datetime
 from search.errors import ConfigError, InvalidQuery, NotFound
 from search.local import Filters, LocalReader, Scored
-from search.models import Article, ArticleDetail, Components, Hit, Results, Suggestions
+from search.models import Article, ArticleDetail, Components, Hit, Results, Story, Suggestions, Version
 from search.query import Plan, parse
 from search.urls import id_to_int, int_to_id, is_valid_id
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
 MAX_OFFSET = 1000
+MAX_VERSIONS = 20  # other versions of a story listed with one hit
 MAX_LISTED = 100  # publisher-listed related items in one article response
 SORTS = ("relevance", "newest")
 NO_PLAN = Plan(text="")
@@ -163,7 +164,10 @@ class SearchService:
         since: str | datetime | None = None,
         until: str | datetime | None = None,
         sort: str = "relevance",
+        collapse: bool = True,
     ) -> Results:
+        """The page ``offset``..``offset + limit`` of the query's match set, ranked by ``mode`` or
+        newest first; with ``collapse`` (the default) one hit per story, its other versions listed."""
         started = time.perf_counter()
         query = _check_query(query)
         mode, sort = _check_choice("mode", mode, MODES), _check_choice("sort", sort, SORTS)
@@ -188,8 +192,10 @@ class SearchService:
             ranked = self._rank(reader, mode, by_words, by_meaning, words, qvec, moved, window)
             order = _newest_first(reader, ranked) if sort == "newest" else np.arange(len(ranked.keys))
             facets = reader.facets(ranked.keys)
-            page = order[offset : offset + limit]
-            hits = _hits(reader, ranked, page, offset)
+            codes = reader.stories(ranked.keys)
+            shown = _first_of_each_story(codes, order) if collapse else order
+            page = shown[offset : offset + limit]
+            hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page) if collapse else None)
             suggestion = None
             if len(ranked.keys) == 0:
                 suggestion = matching.suggestion(plan, lambda w: _knows_word(reader, w), reader.vocabulary())
@@ -197,7 +203,7 @@ class SearchService:
             query,
             mode,
             tuple(hits),
-            len(ranked.keys),
+            len(shown),
             limit,
             offset,
             (time.perf_counter() - started) * 1000,
@@ -207,6 +213,8 @@ class SearchService:
             corrections=words.corrections,
             suggestion=suggestion,
             fusion=self._fusion_info(mode),
+            collapse=collapse,
+            total_articles=len(ranked.keys),
         )
 
     def _fusion_info(self, mode: str) -> dict:
@@ -308,10 +316,26 @@ class SearchService:
             article = self._get(reader, article_id)
             vec = reader.vectors_of(np.asarray([id_to_int(article.id)], dtype=np.int64))[0]
             ranked = self._more_like(reader, article.text, vec, article, filters)
-            hits = _hits(reader, ranked, np.arange(len(ranked.keys))[offset : offset + limit], offset)
+            codes = reader.stories(ranked.keys)
+            own = reader.stories(np.asarray([id_to_int(article.id)], dtype=np.int64))[0]
+            shown = _first_of_each_story(codes, np.flatnonzero(codes != own))  # other stories, one hit each
+            page = shown[offset : offset + limit]
+            hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page))
+            also = self._story(reader, article.story or article.id).versions
         took = (time.perf_counter() - started) * 1000
+        also_reported = tuple(Version.of(a) for a in also if a.id != article.id)[:MAX_VERSIONS]
         return Results(
-            article.title, "related", tuple(hits), len(ranked.keys), limit, offset, took, filters=filters.to_dict()
+            article.title,
+            "related",
+            tuple(hits),
+            len(shown),
+            limit,
+            offset,
+            took,
+            filters=filters.to_dict(),
+            collapse=True,
+            total_articles=len(ranked.keys),
+            also_reported=also_reported,
         )
 
     def related_text(
@@ -331,7 +355,10 @@ class SearchService:
         with self._acquire() as reader:
             vec = self.embed_query(text, reader)
             ranked = self._more_like(reader, text, vec, None, filters)
-            hits = _hits(reader, ranked, np.arange(len(ranked.keys))[offset : offset + limit], offset)
+            codes = reader.stories(ranked.keys)
+            shown = _first_of_each_story(codes, np.arange(len(ranked.keys)))
+            page = shown[offset : offset + limit]
+            hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page))
         took = (time.perf_counter() - started) * 1000
         return Results(
             text[:200], "related", tuple(hits), len(ranked.keys), limit, offset, took, filters=filters.to_dict()
@@ -377,6 +404,27 @@ class SearchService:
             weights,
         )
         return _without_copies(reader, ranked, anchor)
+
+    # -- stories -----------------------------------------------------------------------------
+    def story(self, story_id: str) -> Story:
+        """Every article of a story, oldest first. ``story_id`` may also be any of its articles' ids."""
+        if not is_valid_id(story_id):
+            raise InvalidQuery(f"{story_id!r} is not a story id (ids are 11 characters of A-Z a-z 0-9 _ -)")
+        with self._acquire() as reader:
+            found = self._story(reader, story_id)
+            if not found.versions:
+                article = self._get(reader, story_id)  # NotFound when it is neither
+                found = self._story(reader, article.story or article.id)
+        return found
+
+    def _story(self, reader: LocalReader, story_id: str) -> Story:
+        """The story named ``story_id``; an article without a story is a story of its own."""
+        members = reader.articles(reader.story_members(story_id))
+        if not members:
+            alone = reader.articles([story_id])
+            members = {i: a for i, a in alone.items() if not a.story or a.story == story_id}
+        versions = sorted(members.values(), key=lambda a: (a.published is None, a.published or 0, a.id))
+        return Story(story_id, tuple(versions))
 
     # -- lookups -----------------------------------------------------------------------------
     def get(self, article_id: str) -> Article:
@@ -482,6 +530,28 @@ def _aligned(keys: np.ndarray, scored: Scored) -> np.ndarray:
     return out
 
 
+def _first_of_each_story(codes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The positions of ``order`` that are the first of their story (``codes``), in ``order``'s order."""
+    if len(order) == 0:
+        return order
+    _, first = np.unique(codes[order], return_index=True)
+    return order[np.sort(first)]
+
+
+def _versions(reader: LocalReader, ranked: _Ranked, codes: np.ndarray, page: np.ndarray) -> dict[int, tuple]:
+    """For each page position, the other articles of its story in the match set, oldest first."""
+    members = {int(p): np.flatnonzero(codes == codes[p]) for p in page}
+    others = {p: [int(q) for q in m if q != p] for p, m in members.items()}
+    ids = {q: int_to_id(int(ranked.keys[q])) for qs in others.values() for q in qs}
+    stored = reader.articles(list(ids.values())) if ids else {}
+    out: dict[int, tuple] = {}
+    for p, qs in others.items():
+        found = [stored[ids[q]] for q in qs if ids[q] in stored]
+        found.sort(key=lambda a: (a.published is None, a.published or 0, a.id))
+        out[p] = tuple(Version.of(a) for a in found[:MAX_VERSIONS])
+    return out
+
+
 def _newest_first(reader: LocalReader, ranked: _Ranked) -> np.ndarray:
     """Positions of the match set by publication time, newest first (undated last), then by rank."""
     dates = reader.dates(ranked.keys)
@@ -513,7 +583,9 @@ def _fields(ranked: _Ranked) -> list:
     return [getattr(ranked, name) for name in _Ranked.__dataclass_fields__]
 
 
-def _hits(reader: LocalReader, ranked: _Ranked, positions: np.ndarray, offset: int) -> list[Hit]:
+def _hits(
+    reader: LocalReader, ranked: _Ranked, positions: np.ndarray, offset: int, versions: dict[int, tuple] | None = None
+) -> list[Hit]:
     ids = [int_to_id(int(ranked.keys[p])) for p in positions]
     articles = reader.articles(ids)
     kw_rank = _rank_positions(ranked.keyword, ranked.keys, positive=True)
@@ -536,7 +608,8 @@ def _hits(reader: LocalReader, ranked: _Ranked, positions: np.ndarray, offset: i
             weight_semantic=w[1] if w else None,
             matched_by=labels[int(ranked.matched_by[p])],
         )
-        hits.append(Hit(articles[article_id], offset + n, float(ranked.score[p]), components))
+        listed = versions.get(int(p), ()) if versions else ()
+        hits.append(Hit(articles[article_id], offset + n, float(ranked.score[p]), components, listed))
     return hits
 
 

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS topics (id TEXT NOT NULL, topic TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS topics_id ON topics(id);
 CREATE INDEX IF NOT EXISTS topics_topic ON topics(topic COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stories (id TEXT PRIMARY KEY, story TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS stories_story ON stories(story);
 CREATE TABLE IF NOT EXISTS records (
     url TEXT NOT NULL, path TEXT NOT NULL, line INTEGER NOT NULL, main INTEGER NOT NULL,
     fields TEXT NOT NULL, related TEXT NOT NULL);
@@ -83,20 +85,21 @@ class ArticleStore:
         out: dict[str, Article] = {}
         for chunk in _chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
-            for (data,) in self._conn.execute(f"SELECT data FROM articles WHERE id IN ({marks})", chunk):
-                article = Article.from_dict(json.loads(data))
+            sql = f"SELECT a.data, s.story FROM articles a LEFT JOIN stories s ON s.id = a.id WHERE a.id IN ({marks})"
+            for data, story in self._conn.execute(sql, chunk):
+                article = Article.from_dict(dict(json.loads(data), story=story or ""))
                 out[article.id] = article
         return out
 
-    def facts(self) -> dict[str, tuple[str, str, tuple[str, ...], datetime | None]]:
-        """id -> (provider, domain, topics, published) of every article: what the columns hold."""
+    def facts(self) -> dict[str, tuple[str, str, tuple[str, ...], datetime | None, str]]:
+        """id -> (provider, domain, topics, published, story) of every article: what the columns hold."""
         rows = self._conn.execute(
-            "SELECT id, provider, json_extract(data, '$.provider_domain'), json_extract(data, '$.topics'), published "
-            "FROM articles"
+            "SELECT a.id, a.provider, json_extract(a.data, '$.provider_domain'), json_extract(a.data, '$.topics'), "
+            "a.published, s.story FROM articles a LEFT JOIN stories s ON s.id = a.id"
         )
         return {
-            i: (provider or "", domain or "", tuple(json.loads(topics or "[]")), _when(published))
-            for i, provider, domain, topics, published in rows
+            i: (provider or "", domain or "", tuple(json.loads(topics or "[]")), _when(published), story or i)
+            for i, provider, domain, topics, published, story in rows
         }
 
     def published(self, ids: Sequence[str]) -> dict[str, str]:
@@ -110,7 +113,7 @@ class ArticleStore:
 
     def upsert(self, articles: Iterable[Article]) -> None:
         for a in articles:
-            self.delete([a.id])
+            self._remove(a.id)
             published = a.published.isoformat() if a.published else None
             self._conn.execute(
                 "INSERT INTO articles VALUES (?,?,?,?,?,?,?)",
@@ -128,8 +131,34 @@ class ArticleStore:
 
     def delete(self, ids: Iterable[str]) -> None:
         for article_id in ids:
-            self._conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-            self._conn.execute("DELETE FROM topics WHERE id = ?", (article_id,))
+            self._remove(article_id)
+            self._conn.execute("DELETE FROM stories WHERE id = ?", (article_id,))
+
+    def _remove(self, article_id: str) -> None:
+        self._conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        self._conn.execute("DELETE FROM topics WHERE id = ?", (article_id,))
+
+    # -- stories -----------------------------------------------------------------------------
+    def stories(self) -> dict[str, str]:
+        """Article id -> story id, for the stored articles that have one."""
+        return dict(self._conn.execute("SELECT s.id, s.story FROM stories s JOIN articles a ON a.id = s.id"))
+
+    def set_stories(self, stories: dict[str, str]) -> None:
+        """Record the story of each article given (only the ones that changed are written)."""
+        current = self.stories()
+        changed = [(i, s) for i, s in stories.items() if current.get(i) != s]
+        self._conn.executemany("INSERT OR REPLACE INTO stories VALUES (?, ?)", changed)
+
+    def story_members(self, story: str) -> list[str]:
+        return [row[0] for row in self._conn.execute("SELECT id FROM stories WHERE story = ?", (story,))]
+
+    def articles_between(self, start: datetime | None, end: datetime | None) -> dict[str, Article]:
+        """Articles published in [start, end], and every undated one; all of them when both are None."""
+        sql, args = "SELECT id FROM articles", []
+        if start is not None and end is not None:
+            sql += " WHERE published IS NULL OR (published >= ? AND published <= ?)"
+            args = [start.isoformat(), end.isoformat()]
+        return self.get_many([row[0] for row in self._conn.execute(sql, args)])
 
     def filter_ids(
         self, provider: str | None, topic: str | None, since: datetime | None, until: datetime | None

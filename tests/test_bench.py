@@ -100,7 +100,7 @@ def test_index_and_warm_benchmarks_write_valid_results(ctx, monkeypatch):
     assert index["figures"]["unchanged"]["added"] == 0
     assert index["figures"]["one_changed"]["embedded"] == 1
     assert index["figures"]["restored"]["embedded"] == 0
-    assert {"load", "merge", "keyword", "embed", "vector", "commit"} <= set(index["figures"]["first_build"]["stages"])
+    assert {"load", "merge", "embed", "write", "stories", "commit"} <= set(index["figures"]["first_build"]["stages"])
     warm = json.loads(bench_warm(replace(ctx, queries=10)).read_text())
     assert warm["figures"]["hybrid_miss"]["n"] == 10
     assert "keyword: match set (score matrix)" in warm["figures"]["breakdown_ms"]

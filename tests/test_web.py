@@ -149,7 +149,7 @@ def test_search_page_shows_highlighted_hits_with_more_like_this(client) -> None:
     assert IBM_TITLE in hit_titles(body)
     assert "<mark>export controls</mark>" in body
     assert f"/articles/{IBM_ID}?q=export+controls" in links(body, "more")
-    assert re.search(r"<strong>\d+</strong> results?", body)
+    assert re.search(r"<strong>\d+</strong> (stories|story)", body)
     assert '<a href="/search?q=export+controls&amp;mode=hybrid" class="active" aria-current="page">Hybrid</a>' in body
 
 

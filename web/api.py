@@ -7,14 +7,14 @@ from flask import Blueprint
 from search.errors import IndexCorrupt, IndexMissing
 from web.highlight import fragments
 from web.inputs import (
-    DEFAULT_LIMIT,
+    RELATED_PARAMS,
     SEARCH_PARAMS,
     checked_id,
     get_readiness,
     get_service,
-    int_arg,
     known_args,
     related_body,
+    related_kwargs,
     search_kwargs,
 )
 from web.openapi import openapi_document
@@ -42,15 +42,22 @@ def article(article_id: str) -> dict:
 
 @bp.get("/articles/<article_id>/related")
 def related(article_id: str) -> dict:
-    limit = int_arg(known_args(("limit",)), "limit", DEFAULT_LIMIT)
-    return get_service().related(checked_id(article_id), limit=limit).to_dict()
+    """More like this: other stories, one hit each; the article's own story under ``also_reported``."""
+    return get_service().related(checked_id(article_id), **related_kwargs(known_args(RELATED_PARAMS))).to_dict()
 
 
 @bp.post("/related")
 def related_text() -> dict:
     known_args(())
-    text, limit = related_body()
-    return get_service().related_text(text, limit=limit).to_dict()
+    text, kwargs = related_body()
+    return get_service().related_text(text, **kwargs).to_dict()
+
+
+@bp.get("/stories/<story_id>")
+def story(story_id: str) -> dict:
+    """A story's articles (versions), oldest first; an article id gives the story of that article."""
+    known_args(())
+    return get_service().story(checked_id(story_id)).to_dict()
 
 
 @bp.get("/health")

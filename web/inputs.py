@@ -20,8 +20,9 @@ from web.readiness import Readiness
 SERVICE_KEY = "search_service"
 READINESS_KEY = "search_readiness"
 FILTERS = ("provider", "topic", "since", "until")
-SEARCH_PARAMS = ("q", "mode", "limit", "offset", "sort", *FILTERS)
-BODY_FIELDS = ("text", "limit")
+SEARCH_PARAMS = ("q", "mode", "limit", "offset", "sort", "collapse", *FILTERS)
+RELATED_PARAMS = ("limit", "offset", *FILTERS)
+BODY_FIELDS = ("text", "limit", "offset", *FILTERS)
 DEFAULT_LIMIT = 10
 
 
@@ -67,12 +68,33 @@ def search_kwargs(args: MultiDict) -> dict:
         "sort": args.get("sort") or "relevance",
         "limit": int_arg(args, "limit", DEFAULT_LIMIT),
         "offset": int_arg(args, "offset", 0),
+        "collapse": bool_arg(args, "collapse", True),
     }
-    kwargs.update({name: args.get(name) or None for name in FILTERS})
+    return dict(kwargs, **filter_kwargs(args))
+
+
+def related_kwargs(args: MultiDict) -> dict:
+    """Keyword arguments of ``SearchService.related`` (after the id) from query-string parameters."""
+    return dict(limit=int_arg(args, "limit", DEFAULT_LIMIT), offset=int_arg(args, "offset", 0), **filter_kwargs(args))
+
+
+def filter_kwargs(args) -> dict:
+    kwargs = {name: args.get(name) or None for name in FILTERS}
     for name in ("since", "until"):
         if kwargs[name]:
             parse_date(kwargs[name], name)  # the service skips an impossible `until` day like 2020-13-01
     return kwargs
+
+
+def bool_arg(args: MultiDict, name: str, default: bool) -> bool:
+    raw = args.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise InvalidQuery(f"{name}={raw[:40]!r} must be true or false")
 
 
 def checked_id(article_id: str) -> str:
@@ -83,8 +105,8 @@ def checked_id(article_id: str) -> str:
     return article_id
 
 
-def related_body() -> tuple[str, int]:
-    """``text`` and ``limit`` from the JSON body of ``POST /api/related``."""
+def related_body() -> tuple[str, dict]:
+    """``text`` and the other arguments of ``related_text`` from the JSON body of ``POST /api/related``."""
     if not request.is_json:
         raise UnsupportedMediaType('Send the body as JSON with "Content-Type: application/json".')
     try:
@@ -99,7 +121,14 @@ def related_body() -> tuple[str, int]:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InvalidQuery('"text" is missing or empty - send the text to find related stories for')
-    limit = body.get("limit", DEFAULT_LIMIT)
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidQuery(f"limit={limit!r} must be a whole number between 1 and 100")
-    return text, limit
+    numbers = {}
+    for name, default in (("limit", DEFAULT_LIMIT), ("offset", 0)):
+        value = body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidQuery(f"{name}={value!r} must be a whole number")
+        numbers[name] = value
+    filters = {name: body.get(name) for name in FILTERS if body.get(name) is not None}
+    bad = [name for name, value in filters.items() if not isinstance(value, str)]
+    if bad:
+        raise InvalidQuery(f"{bad[0]} must be a string")
+    return text, dict(numbers, **filter_kwargs(filters))

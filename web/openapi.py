@@ -67,6 +67,7 @@ ARTICLE = {
     "authors": STRINGS,
     "related": {"type": "array", "items": ARTICLE_ID, "description": "Ids of the publisher-listed related items."},
     "is_stub": {"type": "boolean", "description": "Known only as another article's related item."},
+    "story": {**STR, "description": "The story (news event) the article reports: the id of the story's first article."},
 }
 SCHEMAS = {
     "Error": _obj({"error": _obj({"status": INT, "type": STR, "message": STR})}),
@@ -118,13 +119,31 @@ SCHEMAS = {
             "image": STR,
             "score": NUM,
             "components": _ref("Components"),
+            "story": {**STR, "description": "The story this article reports (the id of its first article)."},
+            "versions": {
+                "type": "array",
+                "items": _ref("Version"),
+                "description": "With collapse: the story's other articles in the match set, oldest first.",
+            },
             "highlights": dict(
                 _obj({"title": STR, "excerpt": STR}),
                 description="Search hits only: the title and a snippet of the excerpt as HTML, query words in <mark>.",
             ),
         },
         required=["rank", "id", "title", "excerpt", "url", "provider", "published", "topics", "image", "score"]
-        + ["components"],
+        + ["components", "story", "versions"],
+    ),
+    "Version": _obj({"id": ARTICLE_ID, "title": STR, "provider": STR, "published": DATE_TIME, "url": STR}),
+    "Story": _obj(
+        {
+            "id": ARTICLE_ID,
+            "title": STR,
+            "articles": INT,
+            "providers": STRINGS,
+            "first": NULL_STR,
+            "last": NULL_STR,
+            "versions": {"type": "array", "items": _ref("Version"), "description": "Oldest first."},
+        }
     ),
     "Facet": _obj({"value": STR, "count": INT}),
     "Results": _obj(
@@ -137,6 +156,18 @@ SCHEMAS = {
                 **INT,
                 "description": "How many articles match the query (its match set), the same on every page; "
                 "facets count and newest-first sorts that set.",
+            },
+            "counts": {
+                "type": "string",
+                "enum": ["stories", "articles"],
+                "description": "What total and the pages count: stories (collapse, the default) or articles.",
+            },
+            "total_articles": {**INT, "description": "How many articles the match set holds."},
+            "facet_counts": {"type": "string", "enum": ["articles"], "description": "Facets count articles."},
+            "also_reported": {
+                "type": "array",
+                "items": _ref("Version"),
+                "description": "More like this for an article: the other articles of its own story.",
             },
             "total_relation": {
                 "type": "string",
@@ -165,6 +196,11 @@ SCHEMAS = {
         {
             "text": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10},
+            "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+            "provider": STR,
+            "topic": STR,
+            "since": STR,
+            "until": STR,
         },
         required=["text"],
     ),
@@ -228,6 +264,12 @@ def _query(name: str, schema: dict, description: str, required: bool = False) ->
 
 LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}, "Hits per page.")
 ID_PARAM = {"name": "article_id", "in": "path", "required": True, "schema": ARTICLE_ID, "description": "Article id."}
+FILTER_PARAMS = [
+    _query("provider", STR, "Only this provider (case-insensitive)."),
+    _query("topic", STR, "Only this topic (case-insensitive)."),
+    _query("since", DATE, "Published on or after this day (an ISO 8601 timestamp works too)."),
+    _query("until", DATE, "Published on or before this day, inclusive (an ISO 8601 timestamp works too)."),
+]
 SEARCH_PARAMS = [
     _query(
         "q",
@@ -238,11 +280,9 @@ SEARCH_PARAMS = [
     _query("mode", {"type": "string", "enum": list(MODES), "default": "hybrid"}, "Retrieval mode."),
     LIMIT,
     _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Hits to skip."),
-    _query("provider", STR, "Only this provider (exact name)."),
-    _query("topic", STR, "Only this topic (case-insensitive)."),
-    _query("since", DATE, "Published on or after this day (an ISO 8601 timestamp works too)."),
-    _query("until", DATE, "Published on or before this day, inclusive (an ISO 8601 timestamp works too)."),
+    *FILTER_PARAMS,
     _query("sort", {"type": "string", "enum": list(SORTS), "default": "relevance"}, "Order of the hits."),
+    _query("collapse", {"type": "boolean", "default": True}, "One hit per story, its other versions listed."),
 ]
 
 PATHS = {
@@ -264,10 +304,31 @@ PATHS = {
     },
     "/api/articles/{article_id}/related": {
         "get": {
-            "summary": "More like this article",
+            "summary": "More like this article: other stories; its own story under also_reported",
             "operationId": "relatedToArticle",
-            "parameters": [ID_PARAM, LIMIT],
+            "parameters": [
+                ID_PARAM,
+                LIMIT,
+                _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Skip."),
+                *FILTER_PARAMS,
+            ],
             "responses": _responses("Results", "400", "404"),
+        }
+    },
+    "/api/stories/{story_id}": {
+        "get": {
+            "summary": "One story: its articles, oldest first (an article id gives that article's story)",
+            "operationId": "getStory",
+            "parameters": [
+                {
+                    "name": "story_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": ARTICLE_ID,
+                    "description": "A story id, or any of its articles' ids.",
+                }
+            ],
+            "responses": _responses("Story", "404"),
         }
     },
     "/api/related": {

@@ -16,7 +16,7 @@ bp = Blueprint("pages", __name__)
 PAGE_SIZE = 10
 RELATED_SHOWN = 6
 LISTED_SHOWN = 20  # publisher-listed related items on the article page; the rest are counted
-STATE = ("q", "mode", "sort", "limit", *FILTERS)  # what a link from the search page carries over
+STATE = ("q", "mode", "sort", "limit", "collapse", *FILTERS)  # what a link from the search page carries over
 FILTER_LABELS = {"provider": "Provider", "topic": "Topic", "since": "From", "until": "To"}
 
 
@@ -81,6 +81,12 @@ def article(article_id: str) -> str:
     q = request.args.get("q", "")[:1000]
     page = {"article": detail.article, "listed": detail.listed, "omitted": detail.listed_omitted}
     return render_template("article.html", related=related, q=q, **page)
+
+
+@bp.get("/stories/<story_id>")
+def story(story_id: str) -> str:
+    found = get_service().story(checked_id(story_id))
+    return render_template("story.html", story=found)
 
 
 def _state() -> dict:
