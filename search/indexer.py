@@ -20,11 +20,12 @@ from typing import BinaryIO
 import numpy as np
 
 from search import generations as gen
+from search.backend import ModelInfo, Snapshot, Writer, make_backend
 from search.config import Settings
 from search.errors import ArticleError, DiskFull, IndexCorrupt, SearchError, is_disk_full
 from search.keyword import KeywordIndex
 from search.loader import FileResult, Record
-from search.local_writer import LocalWriter, ModelInfo, check_consistent
+from search.local_writer import check_consistent
 from search.mapping import FieldMap
 from search.merge import merge_records
 from search.models import Article
@@ -76,7 +77,8 @@ class IndexReport:
 class Indexer:
     def __init__(self, settings: Settings, embedder=None):
         self.settings = settings
-        self.root = settings.index_path
+        self.root = settings.index_path  # the embedding cache's home, for every backend
+        self.backend = make_backend(settings)
         self._embedder = embedder
 
     @property
@@ -127,16 +129,17 @@ class Indexer:
         """
         started = time.perf_counter()
         report = IndexReport()
-        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
-            gen.cleanup(self.root)
-            live = None if rebuild else _live(self.root)
+        backend = self.backend
+        with _disk_full_reported(backend), backend.lock(wait):
+            backend.prepare()
+            live = None if rebuild else backend.live()
             t0 = time.perf_counter()
             scan = self._scan(paths, live, prune, progress, stdin, stdin_format)
             report.stages["load"] = time.perf_counter() - t0
             _report_scan(report, scan)
             _check_usable(scan, strict)
             if not scan.changed and not scan.removed:  # nothing to write
-                report.generation, report.articles = (live.name, _count(live)) if live is not None else ("", 0)
+                report.generation, report.articles = (live.version, live.articles) if live is not None else ("", 0)
             else:
                 self._build(live, scan, report, progress)
         report.seconds = time.perf_counter() - started
@@ -155,9 +158,10 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         result = FileResult(source, records=list(records))
-        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
-            gen.cleanup(self.root)
-            live = None if rebuild else _live(self.root)
+        backend = self.backend
+        with _disk_full_reported(backend), backend.lock(wait):
+            backend.prepare()
+            live = None if rebuild else backend.live()
             scan = Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
             self._build(live, scan, report, progress)
         report.files = 1
@@ -173,20 +177,17 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         ids = list(dict.fromkeys(ids))
-        gen.require_current(self.root)  # before the writer lock, which would create the directory
-        with _disk_full_reported(self.root), gen.WriterLock(self.root, wait):
-            gen.cleanup(self.root)
-            live = gen.require_current(self.root)
-            store = ArticleStore(live / gen.STORE_FILE, readonly=True)
-            try:
-                held = store.hashes(ids)
-            finally:
-                store.close()
+        backend = self.backend
+        backend.require()  # before the writer lock, which would create the directory
+        with _disk_full_reported(backend), backend.lock(wait):
+            backend.prepare()
+            live = backend.require()
+            held = backend.held(live, ids)
             report.not_found = [i for i in ids if i not in held]
             if held:
-                self._build(live, Scan(), report, None, delete_ids=set(held))
+                self._build(live, Scan(), report, None, delete_ids=held)
             else:
-                report.generation, report.articles = live.name, _count(live)
+                report.generation, report.articles = live.version, live.articles
         report.seconds = time.perf_counter() - started
         return report
 
@@ -194,34 +195,29 @@ class Indexer:
     def _scan(
         self,
         paths: Iterable[str | Path],
-        live: Path | None,
+        live: Snapshot | None,
         prune: bool,
         progress: Progress | None,
         stdin: BinaryIO | None,
         stdin_format: str,
     ) -> Scan:
-        known: dict[str, str] = {}
-        if live is not None:
-            store = ArticleStore(live / gen.STORE_FILE, readonly=True)
-            known = store.source_digests()
-            store.close()
+        known = self.backend.ledger(live) if live is not None else {}
         fmap = FieldMap(self.settings.fields)
         return scan_sources(paths, known, fmap, prune=prune, stdin=stdin, stdin_format=stdin_format, progress=progress)
 
     # -- building ----------------------------------------------------------------------------
     def _build(
         self,
-        live: Path | None,
+        live: Snapshot | None,
         scan: Scan,
         report: IndexReport,
         progress: Progress | None,
         delete_ids: set[str] | None = None,
     ) -> None:
-        """Write the scanned changes (and ``delete_ids``) into a new generation and publish it."""
+        """Write the scanned changes (and ``delete_ids``) into a new snapshot and publish it."""
         model = ModelInfo(self.embedder.model_name, self.embedder.model_id, self.embedder.dim)
-        writer = LocalWriter(self.root, self.settings, model)
+        writer = self.backend.writer(model, live)
         try:
-            writer.begin(live)
             self._apply(writer, scan, report, progress, delete_ids or set())
             t0 = time.perf_counter()
             report.generation = writer.publish()
@@ -231,7 +227,7 @@ class Indexer:
             raise
 
     def _apply(
-        self, writer: LocalWriter, scan: Scan, report: IndexReport, progress: Progress | None, delete_ids: set[str]
+        self, writer: Writer, scan: Scan, report: IndexReport, progress: Progress | None, delete_ids: set[str]
     ) -> None:
         """Record the scanned sources, then merge, embed and write the touched articles batch by batch.
 
@@ -281,7 +277,7 @@ class Indexer:
         report.removed = len(removed)
 
     def _prepare(
-        self, writer: LocalWriter, urls: list[str], delete_ids: set[str], report: IndexReport, stop: threading.Event
+        self, writer: Writer, urls: list[str], delete_ids: set[str], report: IndexReport, stop: threading.Event
     ) -> tuple[list[Article], dict[str, np.ndarray], list[str]]:
         """One batch: its merged articles that changed, the vectors of those whose text changed, and the deletes."""
         if stop.is_set():
@@ -303,7 +299,7 @@ class Indexer:
         report.stages["embed"] = report.stages.get("embed", 0.0) + time.perf_counter() - t0
         return upserts, dict(zip((a.id for a in fresh), matrix, strict=True)), deletes
 
-    def _assign_stories(self, writer: LocalWriter, changed: set[str], removed: set[str]) -> None:
+    def _assign_stories(self, writer: Writer, changed: set[str], removed: set[str]) -> None:
         """Give the new and changed articles a story, re-examining only the articles near them in time."""
         if not changed and not removed:
             return
@@ -363,9 +359,9 @@ class Indexer:
 
 
 @contextmanager
-def _disk_full_reported(root: Path) -> Iterator[None]:
+def _disk_full_reported(backend) -> Iterator[None]:
     """A full disk anywhere in a write (SQLite, Whoosh, FAISS, the OS) becomes one DiskFull that says
-    where, and what still serves. The unfinished generation is already gone (``_build`` removes it)."""
+    where, and what still serves. The unfinished snapshot is already gone (``_build`` aborts it)."""
     try:
         yield
     except DiskFull:
@@ -373,38 +369,25 @@ def _disk_full_reported(root: Path) -> Iterator[None]:
     except Exception as exc:
         if not is_disk_full(exc):
             raise
-        serving = _serving(root)
+        serving = _serving(backend)
         still = f"the previous index ({serving}) still serves" if serving else "no index was published"
         name = getattr(exc, "filename", None)
         writing = f" (writing {name})" if name else ""
+        where = backend.where()
+        where = str(Path(where).absolute()) if backend.name == "local" else where
         raise DiskFull(
-            f"the disk is full: no space to write the new index generation in {root.absolute()}{writing} - "
+            f"the disk is full: no space to write the new index generation in {where}{writing} - "
             f"{still} and nothing was changed; free some space and run the command again"
         ) from exc
 
 
-def _serving(root: Path) -> str | None:
-    """The live generation's name, or None (no index, or CURRENT unreadable)."""
+def _serving(backend) -> str | None:
+    """The live snapshot's version, or None (no index, or it cannot be read)."""
     try:
-        return gen.current_name(root)
-    except SearchError:
+        live = backend.live()
+    except (SearchError, OSError):
         return None
-
-
-def _live(root: Path) -> Path | None:
-    """The live generation to update, or None: none yet, or one in an older format (built again)."""
-    name = gen.current_name(root)
-    if name and (root / name / gen.MANIFEST_FILE).is_file():
-        try:
-            gen.read_manifest(root / name)
-        except IndexCorrupt:
-            return None
-        return root / name
-    return None
-
-
-def _count(path: Path) -> int:
-    return gen.read_manifest(path).articles
+    return live.version if live is not None else None
 
 
 def _report_scan(report: IndexReport, scan: Scan) -> None:

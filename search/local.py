@@ -117,6 +117,14 @@ class LocalReader:
         return self.path.name
 
     @property
+    def model_name(self) -> str:
+        return self.manifest.model_name
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.dim
+
+    @property
     def size(self) -> int:
         return self.columns.size
 
@@ -297,7 +305,23 @@ class LocalReader:
     def articles(self, ids: list[str]) -> dict[str, Article]:
         return self.store.get_many(ids)
 
+    def top_topics(self, n: int) -> list[tuple[str, int]]:
+        return self.store.top_topics(n)
+
+    def newest(self, n: int) -> list[Article]:
+        return self.store.newest(n)
+
     def stats(self) -> dict:
         out = self.store.stats()
         out["vector_index"] = self.vectors.kind
+        m = self.manifest
+        out.update(
+            generation=self.version,
+            model=m.model_name,
+            model_id=m.model_id,
+            dim=m.dim,
+            built_at=m.built_at,
+            format_version=m.format_version,
+            bytes_on_disk=sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()),
+        )
         return out

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from search import generations as gen
+from search.backend import ModelInfo
 from search.columns import Columns
 from search.config import Settings
 from search.errors import ConfigError, IndexCorrupt, SearchError
@@ -31,15 +31,6 @@ from search.models import Article
 from search.store import ArticleStore
 from search.vectors import VectorIndex
 from search.vocabulary import Vocabulary
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The embedding model an index is built with; a writer refuses to mix two."""
-
-    name: str
-    id: str
-    dim: int
 
 
 class LocalWriter:

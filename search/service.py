@@ -7,7 +7,6 @@ the facets and every page describe the same set.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -20,11 +19,11 @@ from datetime import time as dtime
 import numpy as np
 
 from search import fusion, matching
-from search import generations as gen
+from search.backend import Reader, make_backend
 from search.config import MODES, Settings
 from search.dates import parse_datetime
 from search.errors import ConfigError, InvalidQuery, NotFound
-from search.local import Filters, LocalReader, Scored
+from search.local import Filters, Scored
 from search.models import Article, ArticleDetail, Components, Hit, Results, Story, Suggestions, Version
 from search.query import Plan, parse
 from search.urls import id_to_int, int_to_id, is_valid_id
@@ -58,10 +57,10 @@ class _Ranked:
 class SearchService:
     def __init__(self, settings: Settings | None = None, embedder=None):
         self.settings = settings or Settings()
-        self.root = self.settings.index_path
+        self.backend = make_backend(self.settings)
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
-        self._reader: LocalReader | None = None
+        self._reader: Reader | None = None
         self._stamp_of_reader: tuple = ()
         self._users: dict[int, int] = {}
         self._retired: set[int] = set()
@@ -70,20 +69,13 @@ class SearchService:
         self._cache_lock = threading.Lock()
 
     # -- generations -------------------------------------------------------------------------
-    def _stamp(self) -> tuple:
-        try:
-            st = os.stat(self.root / gen.CURRENT)
-        except FileNotFoundError:
-            return ()
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     @contextmanager
     def _acquire(self):
         with self._swap_lock:
             reader = self._reader
-            stamp = self._stamp()
+            stamp = self.backend.stamp()
             if reader is None or self._stamp_of_reader != stamp:
-                fresh = LocalReader.open(self.root)
+                fresh = self.backend.open_reader()
                 if reader is not None:
                     self._retire(reader)
                 reader, self._reader, self._stamp_of_reader = fresh, fresh, stamp
@@ -96,14 +88,14 @@ class SearchService:
                 if id(reader) in self._retired and self._users[id(reader)] == 0:
                     self._close(reader)
 
-    def _retire(self, reader: LocalReader) -> None:
+    def _retire(self, reader: Reader) -> None:
         """Close ``reader`` once the last request using it is done (called with the swap lock held)."""
         if self._users.get(id(reader), 0) == 0:
             self._close(reader)
         else:
             self._retired.add(id(reader))
 
-    def _close(self, reader: LocalReader) -> None:
+    def _close(self, reader: Reader) -> None:
         self._retired.discard(id(reader))
         self._users.pop(id(reader), None)
         reader.close()
@@ -133,16 +125,15 @@ class SearchService:
                 )
             return self._embedder
 
-    def embed_query(self, text: str, reader: LocalReader) -> np.ndarray:
+    def embed_query(self, text: str, reader: Reader) -> np.ndarray:
         with self._cache_lock:
             cached = self._query_vectors.get(text)
         if cached is not None:
             return cached
         embedder = self.embedder
-        m = reader.manifest
-        if (embedder.model_name, embedder.dim) != (m.model_name, m.dim):
+        if (embedder.model_name, embedder.dim) != (reader.model_name, reader.dim):
             raise ConfigError(
-                f"the index was built with {m.model_name} ({m.dim} dims) but queries use "
+                f"the index was built with {reader.model_name} ({reader.dim} dims) but queries use "
                 f"{embedder.model_name} ({embedder.dim}) - rebuild with `search-cli index --rebuild`"
             )
         vec = embedder.embed([text])[0]
@@ -226,7 +217,7 @@ class SearchService:
         return {"method": "convex", "weight_keyword": round(1 - s.alpha, 6), "weight_semantic": s.alpha}
 
     def _by_meaning(
-        self, reader: LocalReader, qvec: np.ndarray, nearest: Scored, restriction
+        self, reader: Reader, qvec: np.ndarray, nearest: Scored, restriction
     ) -> tuple[np.ndarray, Scored]:
         """The query vector moved by pseudo-relevance feedback, and the articles close to it.
 
@@ -244,7 +235,7 @@ class SearchService:
         return moved, _relative(reader.semantic_match(moved, s.semantic_floor, restriction), s.semantic_relative)
 
     def _rank(
-        self, reader: LocalReader, mode: str, by_words: Scored, by_meaning: Scored, words, qvec, moved, window
+        self, reader: Reader, mode: str, by_words: Scored, by_meaning: Scored, words, qvec, moved, window
     ) -> _Ranked:
         """The match set (both sides' articles) ranked by ``mode``.
 
@@ -365,7 +356,7 @@ class SearchService:
         )
 
     def _more_like(
-        self, reader: LocalReader, text: str, vec: np.ndarray, anchor: Article | None, filters: Filters
+        self, reader: Reader, text: str, vec: np.ndarray, anchor: Article | None, filters: Filters
     ) -> _Ranked:
         """The anchor's key terms and vector, blended with related_alpha; items below both floors
         dropped; scores decayed by the time between each item and the anchor; copies of the anchor
@@ -417,7 +408,7 @@ class SearchService:
                 found = self._story(reader, article.story or article.id)
         return found
 
-    def _story(self, reader: LocalReader, story_id: str) -> Story:
+    def _story(self, reader: Reader, story_id: str) -> Story:
         """The story named ``story_id``; an article without a story is a story of its own."""
         members = reader.articles(reader.story_members(story_id))
         if not members:
@@ -437,7 +428,7 @@ class SearchService:
             found = reader.articles(ids)
         return [found[i] for i in ids if i in found]
 
-    def _get(self, reader: LocalReader, article_id: str) -> Article:
+    def _get(self, reader: Reader, article_id: str) -> Article:
         if not is_valid_id(article_id):
             raise InvalidQuery(f"{article_id!r} is not an article id (ids are 11 characters of A-Z a-z 0-9 _ -)")
         found = reader.articles([article_id])
@@ -446,26 +437,14 @@ class SearchService:
         return found[article_id]
 
     def health(self) -> dict:
-        """Cheap liveness facts from the manifest: generation and article count."""
+        """Cheap liveness facts: the snapshot's version (generation or collection) and article count."""
         with self._acquire() as reader:
-            return {"status": "ok", "generation": reader.version, "articles": reader.manifest.articles}
+            return {"status": "ok", "generation": reader.version, "articles": reader.size}
 
     def stats(self) -> dict:
         with self._acquire() as reader:
             out = reader.stats()
-            m = reader.manifest
-            size = sum(p.stat().st_size for p in reader.path.rglob("*") if p.is_file())
-            version = reader.version
-        out.update(
-            generation=version,
-            index_dir=str(self.root),
-            model=m.model_name,
-            model_id=m.model_id,
-            dim=m.dim,
-            built_at=m.built_at,
-            format_version=m.format_version,
-            bytes_on_disk=size,
-        )
+        out.update(backend=self.backend.name, index_dir=self.backend.where())
         return out
 
     # -- for the shells (added by the hardening work; no query logic) ----------------------------
@@ -474,7 +453,7 @@ class SearchService:
         with self._acquire() as view:
             article = self._get(view, article_id)
             wanted = list(article.related[:listed_limit])
-            found = view.store.get_many(wanted)
+            found = view.articles(wanted)
         listed = tuple(found[i] for i in wanted if i in found)
         return ArticleDetail(article, listed, max(0, len(article.related) - listed_limit))
 
@@ -484,11 +463,11 @@ class SearchService:
         """The live index's most frequent topics and newest articles (the home page's examples),
         computed once per generation."""
         with self._acquire() as view:
-            key = (view.path.name, topics, newest)
+            key = (view.version, topics, newest)
             cached = self._suggestions
             if cached is None or cached[0] != key:
                 found = Suggestions(
-                    tuple(t for t, _ in view.store.top_topics(topics)), tuple(view.store.newest(newest))
+                    tuple(t for t, _ in view.top_topics(topics)), tuple(view.newest(newest))
                 )
                 cached = self._suggestions = (key, found)
         return cached[1]
@@ -538,7 +517,7 @@ def _first_of_each_story(codes: np.ndarray, order: np.ndarray) -> np.ndarray:
     return order[np.sort(first)]
 
 
-def _versions(reader: LocalReader, ranked: _Ranked, codes: np.ndarray, page: np.ndarray) -> dict[int, tuple]:
+def _versions(reader: Reader, ranked: _Ranked, codes: np.ndarray, page: np.ndarray) -> dict[int, tuple]:
     """For each page position, the other articles of its story in the match set, oldest first."""
     members = {int(p): np.flatnonzero(codes == codes[p]) for p in page}
     others = {p: [int(q) for q in m if q != p] for p, m in members.items()}
@@ -552,18 +531,18 @@ def _versions(reader: LocalReader, ranked: _Ranked, codes: np.ndarray, page: np.
     return out
 
 
-def _newest_first(reader: LocalReader, ranked: _Ranked) -> np.ndarray:
+def _newest_first(reader: Reader, ranked: _Ranked) -> np.ndarray:
     """Positions of the match set by publication time, newest first (undated last), then by rank."""
     dates = reader.dates(ranked.keys)
     return np.lexsort((np.arange(len(dates)), ~dates))
 
 
-def _knows_word(reader: LocalReader, word: str) -> bool:
+def _knows_word(reader: Reader, word: str) -> bool:
     terms = reader.terms(word)
     return not terms or any(reader.known(t) for t in terms)
 
 
-def _without_copies(reader: LocalReader, ranked: _Ranked, anchor: Article | None) -> _Ranked:
+def _without_copies(reader: Reader, ranked: _Ranked, anchor: Article | None) -> _Ranked:
     """Drop copies of the anchor: the same title and excerpt (case and punctuation ignored) under
     another URL. Versions of a story with another excerpt stay: publishers list them as related,
     and dropping same-title versions cost 0.08 Recall@10 on the news corpus."""
@@ -584,7 +563,7 @@ def _fields(ranked: _Ranked) -> list:
 
 
 def _hits(
-    reader: LocalReader, ranked: _Ranked, positions: np.ndarray, offset: int, versions: dict[int, tuple] | None = None
+    reader: Reader, ranked: _Ranked, positions: np.ndarray, offset: int, versions: dict[int, tuple] | None = None
 ) -> list[Hit]:
     ids = [int_to_id(int(ranked.keys[p])) for p in positions]
     articles = reader.articles(ids)

@@ -19,6 +19,8 @@ def _other_value(name: str, default: object) -> object:
     """A valid value of setting ``name`` that is not its default."""
     if name == "fusion":
         return "rrf"
+    if name == "backend":
+        return "qdrant"
     if isinstance(default, float):
         return default / 2 if default else 0.5
     if isinstance(default, int):

@@ -221,6 +221,7 @@ SCHEMAS = {
             "sources": INT,
             "oldest": NULL_STR,
             "newest": NULL_STR,
+            "backend": {"type": "string", "enum": ["local", "qdrant"]},
             "generation": STR,
             "model": STR,
             "model_id": STR,
