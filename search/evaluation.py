@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from search import metrics
 from search.config import MODES, Settings
+from search.dates import parse_datetime
 from search.errors import ConfigError
 from search.indexer import Indexer
 from search.loader import Record, iter_article_files, load_file
@@ -62,12 +63,23 @@ def load_beir(directory: str | Path) -> BeirCollection:
     if missing:
         raise ConfigError(f"{root} is not a BEIR collection: missing {', '.join(missing)}")
     corpus = [
-        {"_id": str(d["_id"]), "title": d.get("title") or "", "text": d.get("text") or ""} for d in _jsonl(paths[0])
+        {"_id": str(d["_id"]), "title": d.get("title") or "", "text": d.get("text") or "", "published": _date_of(d)}
+        for d in _jsonl(paths[0])
     ]
     qrels = _qrels(paths[2])
     all_queries = {str(q["_id"]): str(q.get("text") or "") for q in _jsonl(paths[1])}
     queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
     return BeirCollection(root.name, corpus, queries, qrels, len(all_queries) - len(queries))
+
+
+def _date_of(doc: dict) -> str | None:
+    """A corpus document's publication date, if it has one (``published`` or ``date``, also under
+    ``metadata``): news collections carry them, so newest-first precision can be measured."""
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    for value in (doc.get("published"), doc.get("date"), meta.get("published"), meta.get("date")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
@@ -115,7 +127,7 @@ def beir_records(collection: BeirCollection) -> tuple[list[Record], dict[str, st
         fields = {
             "title": " ".join(doc["title"].split()),
             "excerpt": " ".join(doc["text"].split()),
-            "published": None,
+            "published": parse_datetime(doc.get("published")),
             "provider": "",
             "provider_domain": "",
             "topics": (),
@@ -186,6 +198,11 @@ def run_beir(
         service = SearchService(local, embedder)
         try:
             out["modes"] = {mode: evaluate_mode(service, collection, ids, mode, misspelled, nonsense) for mode in modes}
+            stories = judged_stories(service, collection, ids)
+            if len(set(stories.values())) < len(stories):  # some judged articles share a story: collapsed view
+                out["collapsed"] = {
+                    mode: evaluate_mode(service, collection, ids, mode, misspelled, (), stories) for mode in modes
+                }
         finally:
             service.close()
     return out
@@ -248,21 +265,28 @@ def evaluate_mode(
     mode: str,
     typos: dict[str, str] | None = None,
     nonsense: Sequence[str] = (),
+    stories: dict[str, str] | None = None,
 ) -> dict:
     """Per-query and mean metrics of one mode over the collection's judged queries.
 
     Beside the ranking metrics: precision@10 by relevance and newest first, the match set's
     size (``total``) and whether page 3 reports the same total as page 1; nDCG@10 of the
     misspelled queries; and how many results the nonsense queries get.
+
+    Without ``stories`` every article is ranked on its own (``collapse=False``), as the judgements
+    are per article. With ``stories`` (judged ``_id`` -> story id) the results are collapsed by story
+    as users see them, and a story counts with the best grade of its judged articles.
     """
     started = time.perf_counter()
+    collapse = stories is not None
     per_query: dict[str, dict[str, float]] = {}
     for qid, text in collection.queries.items():
-        qrels = collection.qrels[qid]
-        page, total = _ranking(service, text, mode, 10, ids)
-        deep, _ = _ranking(service, text, mode, 100, ids)
-        newest, _ = _ranking(service, text, mode, 10, ids, sort="newest")
-        _, total_page3 = _ranking(service, text, mode, 10, ids, offset=20)
+        qrels = _story_qrels(collection.qrels[qid], stories) if collapse else collection.qrels[qid]
+        rank = lambda t, limit=10, **kw: _ranking(service, t, mode, limit, ids, collapse=collapse, **kw)  # noqa: E731
+        page, total = rank(text)
+        deep, _ = rank(text, 100)
+        newest, _ = rank(text, sort="newest")
+        _, total_page3 = rank(text, offset=20)
         per_query[qid] = {
             "ndcg@10": metrics.ndcg(page, qrels, 10),
             "recall@100": metrics.recall(deep, qrels, 100),
@@ -273,7 +297,7 @@ def evaluate_mode(
             "total_stable": float(total == total_page3),
         }
         if typos and qid in typos:
-            per_query[qid]["typo_ndcg@10"] = metrics.ndcg(_ranking(service, typos[qid], mode, 10, ids)[0], qrels, 10)
+            per_query[qid]["typo_ndcg@10"] = metrics.ndcg(rank(typos[qid])[0], qrels, 10)
     means = {name: metrics.mean(q[name] for q in per_query.values()) for name in (*BEIR_METRICS, *SET_METRICS)}
     if typos:
         typo = [q for q in per_query.values() if "typo_ndcg@10" in q]
@@ -285,6 +309,22 @@ def evaluate_mode(
     return {"mean": means, "seconds": round(time.perf_counter() - started, 2), "per_query": per_query}
 
 
+def _story_qrels(qrels: dict[str, int], stories: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for doc, grade in qrels.items():
+        story = stories.get(doc, doc)
+        out[story] = max(out.get(story, grade), grade)
+    return out
+
+
+def judged_stories(service: SearchService, collection: BeirCollection, ids: dict[str, str]) -> dict[str, str]:
+    """Judged ``_id`` -> the story id of its article (for the collapsed, story-level figures)."""
+    article_of = {doc: key for key, doc in ids.items()}
+    judged = sorted({d for q in collection.qrels.values() for d in q if d in article_of})
+    found = {a.id: a.story or a.id for a in service.get_many([article_of[d] for d in judged])}
+    return {d: found[article_of[d]] for d in judged if article_of[d] in found}
+
+
 def _ranking(
     service: SearchService,
     text: str,
@@ -293,11 +333,15 @@ def _ranking(
     ids: dict[str, str],
     sort: str = "relevance",
     offset: int = 0,
+    collapse: bool = False,
 ) -> tuple[list[str], int]:
+    """The judged ``_id``s of a result page (story ids when collapsed), and the total."""
     text = text.strip()[:MAX_QUERY_CHARS]
     if not text:
         return [], 0
-    results = service.search(text, mode=mode, limit=limit, offset=offset, sort=sort)
+    results = service.search(text, mode=mode, limit=limit, offset=offset, sort=sort, collapse=collapse)
+    if collapse:
+        return [hit.article.story or hit.article.id for hit in results.hits], results.total
     return [ids.get(hit.article.id, hit.article.id) for hit in results.hits], results.total
 
 
@@ -417,6 +461,11 @@ def format_report(result: dict) -> str:
     for mode, figures in result["modes"].items():
         m = dict(figures["mean"], mode=mode, seconds=figures["seconds"])
         lines.append("  ".join(_cell(m.get(key), width) for _, key, width in _COLUMNS))
+    if result.get("collapsed"):
+        lines += ["", "collapsed by story, as users see results (a story counts with its best-judged article):"]
+        for mode, figures in result["collapsed"].items():
+            m = dict(figures["mean"], mode=mode, seconds=figures["seconds"])
+            lines.append("  ".join(_cell(m.get(key), width) for _, key, width in _COLUMNS))
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from search.evaluation import (
     run_beir,
     run_related,
 )
+from search.service import SearchService
 from search.urls import article_id
 from tests.conftest import fake_settings
 
@@ -191,3 +192,22 @@ def test_toy_collection_with_the_real_model(tmp_path):
     for mode in ("semantic", "hybrid"):
         assert result["modes"][mode]["mean"]["ndcg@10"] > 0.8
         assert result["modes"][mode]["mean"]["recall@100"] >= 0.9  # the match set may end before a weak match
+
+
+def test_corpus_dates_are_kept_for_newest_first(tmp_path, embedder):
+    coll = tmp_path / "dated"
+    (coll / "qrels").mkdir(parents=True)
+    docs = [
+        {"_id": "old", "title": "Storm hits coast", "text": "A storm hits the coast.", "published": "2019-01-01"},
+        {"_id": "new", "title": "Storm hits coast again", "text": "Another storm.", "metadata": {"date": "2021-05-05"}},
+        {"_id": "other", "title": "Markets rally", "text": "Stocks rise."},
+    ]
+    (coll / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
+    (coll / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "storm coast"}))
+    (coll / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\tnew\t2\n")
+    settings = fake_settings(tmp_path / "ix")
+    result = run_beir(coll, settings, "keyword", embedder=embedder, index_dir=tmp_path / "ix")
+    assert result["modes"]["keyword"]["per_query"]["q"]["p@10_newest"] == pytest.approx(0.1)
+    with SearchService(settings, embedder) as svc:
+        newest = svc.search("storm coast", mode="keyword", sort="newest").hits
+    assert [h.article.published.year for h in newest][:2] == [2021, 2019]
