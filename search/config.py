@@ -42,6 +42,7 @@ SETTINGS: dict[str, str] = {
     "related_decay_floor": "More like this: the share of a score that no time distance takes away.",
     "related_floor": "More like this: cosine similarity to the article from which an item is related by meaning.",
     "related_keyword_floor": "...or its key-term score as a share of the best one; items below both are not shown.",
+    "request_budget_ms": "A search gives up (503 timeout) once it has run this long; 0 = no budget.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
     "qdrant_url": "backend qdrant: the server or cluster URL, e.g. http://localhost:6333 (empty: qdrant_path).",
@@ -82,6 +83,7 @@ class Settings:
     related_decay_floor: float = 0.25
     related_floor: float = 0.4
     related_keyword_floor: float = 0.1
+    request_budget_ms: int = 2000
     threads: int = 1
     approximate_above: int = 200_000
     qdrant_url: str = ""
@@ -145,7 +147,7 @@ def _validated(s: Settings) -> Settings:
     for name in ("rrf_k", "candidates", "min_candidates", "threads", "match_all_upto", "rate_burst"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
-    for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit"):
+    for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit", "request_budget_ms"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
     return s

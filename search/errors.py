@@ -46,6 +46,10 @@ class IndexCorrupt(SearchError):
     """The index exists but fails its consistency checks."""
 
 
+class QueryTimeout(SearchError):
+    """A search ran past its time budget (the ``request_budget_ms`` setting) and was given up."""
+
+
 class IndexLocked(SearchError):
     """Another writer holds the index."""
 

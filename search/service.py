@@ -22,7 +22,7 @@ from search import fusion, matching
 from search.backend import Reader, make_backend
 from search.config import MODES, Settings
 from search.dates import parse_datetime
-from search.errors import ConfigError, InvalidQuery, NotFound
+from search.errors import ConfigError, InvalidQuery, NotFound, QueryTimeout
 from search.local import Filters, Scored
 from search.models import Article, ArticleDetail, Components, Hit, Results, Story, Suggestions, Version
 from search.query import Plan, parse
@@ -165,22 +165,27 @@ class SearchService:
         limit, offset = _check_limit(limit), _check_offset(offset)
         filters = _filters(provider, topic, since, until)
         plan = parse(query)
+        budget = _Budget(self.settings.request_budget_ms, started)
         with self._acquire() as reader:
             words = matching.resolve(plan, reader.terms, reader.known, reader.vocabulary)
             restriction = reader.restrict(plan, filters)
+            budget.check("applying the query's operators and filters")
             s = self.settings
             need = matching.required(len(words.groups), plan.any_word, s.match_all_upto, s.match_fraction)
             by_words = reader.keyword_match(words.groups, need, words.scoring, restriction)
+            budget.check("matching the query's words")
             qvec = moved = None
             by_meaning = nearest = Scored.empty()
             if words.semantic_text and words.known:
                 qvec = self.embed_query(words.semantic_text, reader)
                 nearest = reader.semantic_top(qvec, s.min_candidates, restriction)
                 moved, by_meaning = self._by_meaning(reader, qvec, nearest, restriction)
+            budget.check("matching by meaning")
             window = np.union1d(
                 reader.keyword_top_terms(words.scoring, s.min_candidates, restriction).keys, nearest.keys
             )
             ranked = self._rank(reader, mode, by_words, by_meaning, words, qvec, moved, window)
+            budget.check("ranking")
             order = _newest_first(reader, ranked) if sort == "newest" else np.arange(len(ranked.keys))
             facets = reader.facets(ranked.keys)
             codes = reader.stories(ranked.keys)
@@ -482,6 +487,21 @@ class SearchService:
         self.related_text(probe, limit=1)
         for article in self.suggestions().newest:  # real titles reach other terms, vectors and rows
             self.search(" ".join(article.title.split()[:12]) or probe)
+
+
+class _Budget:
+    """The time a request may take; ``check`` between stages gives up with QueryTimeout once it is spent.
+
+    Every stage is bounded by itself (prefixes expand to at most 50 words, ranges are refused,
+    queries are at most 1,000 characters), so a check between stages keeps a worker from being
+    held much past the budget."""
+
+    def __init__(self, budget_ms: int, started: float):
+        self.deadline = started + budget_ms / 1000 if budget_ms > 0 else None
+
+    def check(self, stage: str) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise QueryTimeout(f"the search ran out of time while {stage} - try fewer or more specific words")
 
 
 # -- ranking helpers ----------------------------------------------------------------------------

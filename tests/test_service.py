@@ -214,3 +214,24 @@ def test_related_drops_copies_of_the_story(tmp_path, embedder):
     assert sorted(t.lower() for t in titles) == ["city weighs facial recognition limits"] * 2
     assert len(svc.related_text("facial recognition rules").hits) == 4
     svc.close()
+
+
+def test_a_search_past_its_time_budget_gives_up_with_a_reason(seed_index, embedder, monkeypatch):
+    from search.errors import QueryTimeout
+    from search.local import LocalReader
+
+    slow = LocalReader.keyword_match
+
+    def sleepy(self, *args, **kwargs):
+        import time
+
+        time.sleep(0.3)
+        return slow(self, *args, **kwargs)
+
+    with SearchService(seed_index.with_overrides(request_budget_ms=250), embedder) as svc:
+        svc.search("export controls")  # opens the index and embeds once: within the budget
+        monkeypatch.setattr(LocalReader, "keyword_match", sleepy)
+        with pytest.raises(QueryTimeout, match="matching the query's words"):
+            svc.search("export controls")
+    with SearchService(seed_index.with_overrides(request_budget_ms=0), embedder) as svc:  # 0: no budget
+        assert svc.search("export controls").hits

@@ -25,6 +25,7 @@ from search.errors import (
     InvalidQuery,
     ModelError,
     NotFound,
+    QueryTimeout,
     SearchError,
 )
 
@@ -44,6 +45,7 @@ ERRORS: dict[type[Exception], tuple[int, str, str | None]] = {
         "The search index failed its checks: rebuild it with `search-cli index --rebuild` on the server.",
     ),
     IndexLocked: (503, "index_locked", "The search index is busy; please try again in a moment."),
+    QueryTimeout: (503, "timeout", "The search took too long and was stopped; try fewer or more specific words."),
     DiskFull: (503, "disk_full", "The server's disk is full."),
     ConfigError: (500, "config_error", "The server is misconfigured; the details are in its log."),
     ModelError: (500, "model_error", "The embedding model could not be loaded; the details are in the server's log."),
