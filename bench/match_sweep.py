@@ -29,6 +29,11 @@ GRIDS = {
         "semantic_relative": (0.6, 0.65, 0.7, 0.75),
         "match_fraction": (0.6, 0.75, 1.0),
     },
+    # the semantic floor relative to the mean of the top few (not the single best) similarities
+    "reference": {
+        "relative_reference": (1, 3, 5),
+        "semantic_relative": (0.7, 0.72, 0.75),
+    },
     # the ranking inside it: fusion weight and pseudo-relevance feedback
     "ranking": {
         "semantic_relative": (0.7,),

@@ -36,7 +36,6 @@ if TYPE_CHECKING:  # the loader imports the YAML and feed parsers, which a query
     from search.loader import Record
 
 
-
 @dataclass(frozen=True)
 class ModelInfo:
     """The embedding model an index is built with; a writer refuses to mix two."""

@@ -36,7 +36,8 @@ SETTINGS: dict[str, str] = {
     "match_all_upto": "A query of up to this many words matches articles holding all of them (or close in meaning).",
     "match_fraction": "Longer queries match articles holding this share of their words (rounded up).",
     "semantic_floor": "Matching by meaning needs an article this similar (cosine) to the query; so does each match.",
-    "semantic_relative": "...and each match this share of the best similarity to the feedback-moved query (0 = off).",
+    "semantic_relative": "...and this share of the top similarities to the feedback-moved query (0 = off).",
+    "relative_reference": "...of the mean similarity of this many best articles (1: the best one).",
     "related_alpha": "Weight of the semantic side in more-like-this (the keyword side is stronger there).",
     "related_halflife": "More like this: the time-dependent part of a score halves per this many days; 0 = no decay.",
     "related_decay_floor": "More like this: the share of a score that no time distance takes away.",
@@ -77,7 +78,8 @@ class Settings:
     match_all_upto: int = 2
     match_fraction: float = 0.6
     semantic_floor: float = 0.40
-    semantic_relative: float = 0.7
+    semantic_relative: float = 0.75
+    relative_reference: int = 5
     related_alpha: float = 0.3
     related_halflife: float = 2.0
     related_decay_floor: float = 0.25
@@ -138,13 +140,27 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"backend={s.backend!r}: use one of {', '.join(BACKENDS)}")
     if s.fusion not in FUSIONS:
         raise ConfigError(f"fusion={s.fusion!r}: use one of {', '.join(FUSIONS)}")
-    for name in ("alpha", "related_alpha", "match_fraction", "semantic_relative", "related_decay_floor"):
+    for name in (
+        "alpha",
+        "related_alpha",
+        "match_fraction",
+        "semantic_relative",
+        "related_decay_floor",
+    ):
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between 0 and 1")
     for name in ("semantic_floor", "related_floor", "related_keyword_floor"):
         if not -1.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between -1 and 1")
-    for name in ("rrf_k", "candidates", "min_candidates", "threads", "match_all_upto", "rate_burst"):
+    for name in (
+        "rrf_k",
+        "candidates",
+        "min_candidates",
+        "threads",
+        "match_all_upto",
+        "rate_burst",
+        "relative_reference",
+    ):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")
     for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit", "request_budget_ms"):

@@ -181,9 +181,8 @@ class SearchService:
                 nearest = reader.semantic_top(qvec, s.min_candidates, restriction)
                 moved, by_meaning = self._by_meaning(reader, qvec, nearest, restriction)
             budget.check("matching by meaning")
-            window = np.union1d(
-                reader.keyword_top_terms(words.scoring, s.min_candidates, restriction).keys, nearest.keys
-            )
+            best_words = reader.keyword_top_terms(words.scoring, s.min_candidates, restriction)
+            window = np.union1d(best_words.keys, nearest.keys)
             ranked = self._rank(reader, mode, by_words, by_meaning, words, qvec, moved, window)
             budget.check("ranking")
             order = _newest_first(reader, ranked) if sort == "newest" else np.arange(len(ranked.keys))
@@ -221,9 +220,7 @@ class SearchService:
             return {"method": "rrf", "k": s.rrf_k}
         return {"method": "convex", "weight_keyword": round(1 - s.alpha, 6), "weight_semantic": s.alpha}
 
-    def _by_meaning(
-        self, reader: Reader, qvec: np.ndarray, nearest: Scored, restriction
-    ) -> tuple[np.ndarray, Scored]:
+    def _by_meaning(self, reader: Reader, qvec: np.ndarray, nearest: Scored, restriction) -> tuple[np.ndarray, Scored]:
         """The query vector moved by pseudo-relevance feedback, and the articles close to it.
 
         Feedback (Rocchio) moves the query towards the mean of its ``feedback_docs`` most similar
@@ -237,7 +234,8 @@ class SearchService:
         moved = qvec
         if s.feedback_docs > 0:
             moved = fusion.rocchio(qvec, reader.vectors_of(nearest.keys[: s.feedback_docs]), s.feedback_weight)
-        return moved, _relative(reader.semantic_match(moved, s.semantic_floor, restriction), s.semantic_relative)
+        found = reader.semantic_match(moved, s.semantic_floor, restriction)
+        return moved, _relative(found, s.semantic_relative, s.relative_reference)
 
     def _rank(
         self, reader: Reader, mode: str, by_words: Scored, by_meaning: Scored, words, qvec, moved, window
@@ -471,9 +469,7 @@ class SearchService:
             key = (view.version, topics, newest)
             cached = self._suggestions
             if cached is None or cached[0] != key:
-                found = Suggestions(
-                    tuple(t for t, _ in view.top_topics(topics)), tuple(view.newest(newest))
-                )
+                found = Suggestions(tuple(t for t, _ in view.top_topics(topics)), tuple(view.newest(newest)))
                 cached = self._suggestions = (key, found)
         return cached[1]
 
@@ -505,11 +501,11 @@ class _Budget:
 
 
 # -- ranking helpers ----------------------------------------------------------------------------
-def _relative(found: Scored, share: float) -> Scored:
-    """Only the articles within ``share`` of the best similarity."""
+def _relative(found: Scored, share: float, reference: int = 1) -> Scored:
+    """Only the articles within ``share`` of the mean similarity of the best ``reference`` ones."""
     if share <= 0 or len(found) == 0:
         return found
-    keep = found.scores >= share * float(found.scores[0])
+    keep = found.scores >= share * float(found.scores[:reference].mean())
     return Scored(found.keys[keep], found.scores[keep])
 
 
