@@ -82,7 +82,8 @@ class ScoreMatrix:
         """The matrix in ``directory``, memory-mapped; None if it is not there."""
         if not all((directory / name).is_file() for name in FILES):
             return None
-        load = lambda name: np.load(directory / name, mmap_mode="r")  # noqa: E731
+        # memory-mapped, then viewed as plain arrays: slicing a np.memmap costs a subclass round trip each time
+        load = lambda name: np.asarray(np.load(directory / name, mmap_mode="r"))  # noqa: E731
         terms = json.loads((directory / "terms.json").read_text(encoding="utf-8"))
         ids = json.loads((directory / "ids.json").read_text(encoding="ascii"))
         return cls(ids, terms, load("indptr.npy"), load("rows.npy"), load("values.npy"), load("docnums.npy"))

@@ -69,6 +69,8 @@ class KeywordIndex:
         self._searchers: list = []  # every thread's searcher, so close() can close them all
         self._lock = threading.Lock()
         self._writer = None
+        self._analyzer = None
+        self._analysed: dict[str, list[str]] = {}  # word -> terms, for the query path
 
     # -- lifecycle ---------------------------------------------------------------------------
     def create(self) -> KeywordIndex:
@@ -167,10 +169,15 @@ class KeywordIndex:
 
     def analyze(self, text: str) -> list[str]:
         """The indexed terms of ``text`` (stemmed, stop words dropped), in order."""
-        return [token.text for token in self._analyzer()(text)]
-
-    def _analyzer(self):
-        return self._ix.schema["title"].analyzer
+        cached = self._analysed.get(text)
+        if cached is None:
+            if self._analyzer is None:
+                self._analyzer = self._ix.schema["title"].analyzer  # whoosh reads its TOC file for the schema
+            cached = [token.text for token in self._analyzer(text)]
+            if len(self._analysed) > 4096:
+                self._analysed.clear()
+            self._analysed[text] = cached
+        return list(cached)
 
     def phrase_docnums(self, terms: Sequence[str], fields_: Sequence[str]) -> np.ndarray:
         """Whoosh document numbers holding ``terms`` in this order in any of ``fields_``."""

@@ -20,7 +20,6 @@ from search.keyword import SEARCH_FIELDS, KeywordIndex
 from search.models import Article
 from search.query import All, Any, Node, Not, Phrase, Plan, Word
 from search.store import ArticleStore
-from search.urls import id_to_int, int_to_id
 from search.vectors import VectorIndex
 from search.vocabulary import Vocabulary
 
@@ -278,12 +277,8 @@ class LocalReader:
 
     def semantic_top(self, vector: np.ndarray, limit: int, restriction) -> Scored:
         """The ``limit`` articles most similar to ``vector`` within ``restriction``."""
-        allowed = None
-        if restriction is not None:
-            allowed = [int_to_id(int(k)) for k in self.columns.keys[restriction]]
-        found = self.vectors.search(vector, limit, allowed)
-        keys = np.fromiter((id_to_int(i) for i, _ in found), dtype=np.int64, count=len(found))
-        return Scored(keys, np.asarray([sc for _, sc in found], dtype=np.float32))
+        allowed = self.columns.keys[restriction] if restriction is not None else None
+        return Scored(*self.vectors.top(vector, limit, allowed))
 
     def vectors_of(self, keys: np.ndarray) -> np.ndarray:
         return self.vectors.vectors_of(keys)

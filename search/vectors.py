@@ -118,6 +118,19 @@ class VectorIndex:
         return [(int_to_id(int(key)), float(s)) for key, s in zip(keys[0], scores[0], strict=True) if key >= 0]
 
     # -- by key (int64 article keys; see search.urls.id_to_int) ---------------------------------
+    def top(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and inner products of the ``k`` best vectors (among the ``allowed`` keys), best first."""
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if self.count == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
+            return empty
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+        scores, keys = self._index.search(q, min(k, self.count), params=params)
+        found = keys[0] >= 0
+        return keys[0][found].astype(np.int64), scores[0][found].astype(np.float32)
+
     def vectors_of(self, keys: np.ndarray) -> np.ndarray:
         """Stored vectors of ``keys``, one row each (zeros for unknown keys)."""
         keys = np.ascontiguousarray(keys, dtype=np.int64)
