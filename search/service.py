@@ -12,7 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from datetime import time as dtime
 
@@ -302,35 +302,18 @@ class SearchService:
         since: str | datetime | None = None,
         until: str | datetime | None = None,
     ) -> Results:
-        """Articles like the stored article ``article_id``, above the relatedness floors."""
+        """Articles like the stored article ``article_id``, above the relatedness floors: other
+        stories, one hit each; the article's own story's other articles under ``also_reported``."""
         started = time.perf_counter()
         limit, offset = _check_limit(limit), _check_offset(offset)
         filters = _filters(provider, topic, since, until)
         with self._acquire() as reader:
             article = self._get(reader, article_id)
             vec = reader.vectors_of(np.asarray([id_to_int(article.id)], dtype=np.int64))[0]
-            ranked = self._more_like(reader, article.text, vec, article, filters)
-            codes = reader.stories(ranked.keys)
-            own = reader.stories(np.asarray([id_to_int(article.id)], dtype=np.int64))[0]
-            shown = _first_of_each_story(codes, np.flatnonzero(codes != own))  # other stories, one hit each
-            page = shown[offset : offset + limit]
-            hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page))
+            results = self._related_page(reader, article.text, vec, article, limit, offset, filters)
             also = self._story(reader, article.story or article.id).versions
-        took = (time.perf_counter() - started) * 1000
         also_reported = tuple(Version.of(a) for a in also if a.id != article.id)[:MAX_VERSIONS]
-        return Results(
-            article.title,
-            "related",
-            tuple(hits),
-            len(shown),
-            limit,
-            offset,
-            took,
-            filters=filters.to_dict(),
-            collapse=True,
-            total_articles=len(ranked.keys),
-            also_reported=also_reported,
-        )
+        return replace(results, query=article.title, also_reported=also_reported, took_ms=_ms(started))
 
     def related_text(
         self,
@@ -348,14 +331,39 @@ class SearchService:
         filters = _filters(provider, topic, since, until)
         with self._acquire() as reader:
             vec = self.embed_query(text, reader)
-            ranked = self._more_like(reader, text, vec, None, filters)
-            codes = reader.stories(ranked.keys)
-            shown = _first_of_each_story(codes, np.arange(len(ranked.keys)))
-            page = shown[offset : offset + limit]
-            hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page))
-        took = (time.perf_counter() - started) * 1000
+            results = self._related_page(reader, text, vec, None, limit, offset, filters)
+        return replace(results, query=text[:200], took_ms=_ms(started))
+
+    def _related_page(
+        self,
+        reader: Reader,
+        text: str,
+        vec: np.ndarray,
+        anchor: Article | None,
+        limit: int,
+        offset: int,
+        filters: Filters,
+    ) -> Results:
+        """One page of "more like this", one hit per story, never the anchor's own story."""
+        ranked = self._more_like(reader, text, vec, anchor, filters)
+        codes = reader.stories(ranked.keys)
+        positions = np.arange(len(ranked.keys))
+        if anchor is not None:
+            own = reader.stories(np.asarray([id_to_int(anchor.id)], dtype=np.int64))[0]
+            positions = np.flatnonzero(codes != own)
+        shown = _first_of_each_story(codes, positions)
+        page = shown[offset : offset + limit]
+        hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page))
         return Results(
-            text[:200], "related", tuple(hits), len(ranked.keys), limit, offset, took, filters=filters.to_dict()
+            "",
+            "related",
+            tuple(hits),
+            len(shown),
+            limit,
+            offset,
+            filters=filters.to_dict(),
+            collapse=True,
+            total_articles=len(ranked.keys),
         )
 
     def _more_like(
@@ -501,6 +509,10 @@ class _Budget:
 
 
 # -- ranking helpers ----------------------------------------------------------------------------
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
 def _relative(found: Scored, share: float, reference: int = 1) -> Scored:
     """Only the articles within ``share`` of the mean similarity of the best ``reference`` ones."""
     if share <= 0 or len(found) == 0:
