@@ -61,6 +61,7 @@ class IndexReport:
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     not_found: list[str] = field(default_factory=list)  # delete: ids the index did not hold
+    stories: dict = field(default_factory=dict)  # story assignment: stories, articles re-examined...
 
     @property
     def docs_per_second(self) -> float:
@@ -271,7 +272,7 @@ class Indexer:
             removed.update(delete_ids)
             stages["write"] = stages.get("write", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
-        self._assign_stories(writer, changed, removed)
+        report.stories = self._assign_stories(writer, changed, removed)
         stages["stories"] = time.perf_counter() - t0
         report.articles = writer.count()
         report.removed = len(removed)
@@ -299,10 +300,10 @@ class Indexer:
         report.stages["embed"] = report.stages.get("embed", 0.0) + time.perf_counter() - t0
         return upserts, dict(zip((a.id for a in fresh), matrix, strict=True)), deletes
 
-    def _assign_stories(self, writer: Writer, changed: set[str], removed: set[str]) -> None:
+    def _assign_stories(self, writer: Writer, changed: set[str], removed: set[str]) -> dict:
         """Give the new and changed articles a story, re-examining only the articles near them in time."""
         if not changed and not removed:
-            return
+            return {}
         previous = writer.stories()
         fresh_build = not previous
         if fresh_build:
@@ -321,6 +322,7 @@ class Indexer:
                 previous, listed, vectors, [i for i in changed if i in articles], [i for i in removed]
             )
         writer.set_stories(assignment.stories)
+        return dict(assignment.to_dict(), considered=len(listed))
 
     def _vectors_for(
         self,

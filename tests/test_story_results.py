@@ -115,3 +115,20 @@ def test_story_api_page_and_cli(service, tmp_path):
     result = CliRunner().invoke(main, ["story", ban(2), "--index-dir", service.settings.index_dir, "--json"],
                                 env={"SEARCH_QUERY_EMBEDDER": "hash"})  # fmt: skip
     assert result.exit_code == 0 and json.loads(result.output)["articles"] == 3
+
+
+def test_an_update_reexamines_only_the_articles_near_it_in_time(tmp_path, embedder):
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for n in range(30):  # one article a month for 30 months
+        year, month = 2019 + n // 12, n % 12 + 1
+        write(docs, f"m{n}", title=f"Monthly report number {n}", excerpt=f"Figures for month {n}.",
+              url=f"https://m.example/{n}", date=f"{year}-{month:02d}-15", provider="Alpha News")  # fmt: skip
+    settings = fake_settings(tmp_path / "ix")
+    first = Indexer(settings, embedder).index([docs])
+    assert first.stories["articles"] == 30
+    write(docs, "late", title="A late report", excerpt="Filed at the end.", url="https://m.example/late",
+          date="2021-06-20", provider="Alpha News")  # fmt: skip
+    update = Indexer(settings, embedder).index([docs])
+    assert update.added == 1
+    assert update.stories["considered"] < 20  # only articles within the story context window of June 2021
