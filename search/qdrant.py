@@ -201,12 +201,15 @@ def connect(settings: Settings) -> _Client:
         return client
 
 
-def close_clients() -> None:
-    """Close every client this process opened (local mode then releases its folders)."""
+def close_clients(under: str | Path | None = None) -> None:
+    """Close the clients this process opened (those of local-mode folders under ``under``, when
+    given); local mode then releases its folders."""
+    prefix = str(Path(under).absolute()) if under is not None else None
     with _clients_lock:
-        for client in _clients.values():
-            client("close")
-        _clients.clear()
+        for key, client in list(_clients.items()):
+            if prefix is None or (key[0] == "path" and Path(key[1]).is_relative_to(prefix)):
+                client("close")
+                del _clients[key]
 
 
 # -- names of builds ----------------------------------------------------------------------------
