@@ -448,6 +448,26 @@ def delete(ids, index_dir, backend, config_file, wait):
 
 
 @main.command()
+@index_dir_option
+@config_option
+@click.option(
+    "--wait", type=float, default=0.0, show_default=True, metavar="SECONDS", help="Seconds to wait for another writer."
+)
+@_fail_cleanly
+def export(index_dir, config_file, wait):
+    """Copy the local index in --index-dir into Qdrant (the qdrant_* settings), stored vectors included.
+
+    Nothing is embedded again. The copy is a new build behind the qdrant_collection alias, switched
+    in atomically; later `index --backend qdrant` runs update it incrementally.
+    """
+    settings = _settings(config_file, index_dir=index_dir, backend="qdrant")
+    from search.qdrant import import_local
+
+    build, count = import_local(settings.index_path, settings, wait)
+    click.echo(f"Copied {count} articles from {settings.index_dir}/ to {_where(settings, build)}.")
+
+
+@main.command()
 @click.option(
     "--host", default="127.0.0.1", show_default=True, metavar="HOST", help="Address to bind (loopback by default)."
 )

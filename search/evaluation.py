@@ -164,9 +164,9 @@ def _index_dir(settings: Settings, index_dir: str | Path | None) -> Iterator[Set
 
 
 def _with_qdrant(settings: Settings, folder: Path) -> Settings:
-    if settings.backend != "qdrant" or settings.qdrant_url or settings.qdrant_path:
+    if settings.backend != "qdrant" or settings.qdrant_url:
         return settings
-    return settings.with_overrides(qdrant_path=str(folder / "qdrant"), request_budget_ms=0)
+    return settings.with_overrides(qdrant_path=settings.qdrant_path or str(folder / "qdrant"), request_budget_ms=0)
 
 
 # Queries that mean nothing in any language the model knows: every mode must find nothing.

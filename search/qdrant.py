@@ -36,6 +36,7 @@ mode: brute force, one process per folder): for tests and CI, never for timings.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import json
 import math
@@ -153,6 +154,7 @@ class _Client:
         self._lock = threading.RLock() if self.local else None
         try:
             if self.local:
+                _check_unlocked(Path(self.where))
                 self.client = QdrantClient(path=self.where)
             else:
                 self.client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key or None, timeout=60)
@@ -175,6 +177,20 @@ class _Client:
             raise
         except Exception as exc:  # noqa: BLE001 - the client raises many types (HTTP, gRPC, ValueError)
             raise _translated(exc, self.where) from None
+
+
+def _check_unlocked(folder: Path) -> None:
+    """IndexLocked when another process has the local-mode folder open (asked before the client, which
+    would leave its lock file open on failing)."""
+    lock = folder / ".lock"
+    if not lock.is_file():
+        return
+    with lock.open("r+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"Storage folder {folder} is already accessed by another instance") from None
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _translated(exc: Exception, where: str) -> SearchError:
@@ -1378,3 +1394,43 @@ def _gone(holder: dict) -> bool:
     except (PermissionError, ValueError, OverflowError):
         return False
     return False
+
+
+# -- moving a local index in --------------------------------------------------------------------
+def import_local(root: Path, settings: Settings, wait: float = 0.0) -> tuple[str, int]:
+    """Copy the live local generation in ``root`` into Qdrant as a new build and publish it: articles,
+    stored vectors (nothing is embedded again), stories and the ledger of sources, so later
+    ``search-cli index`` runs against Qdrant update it incrementally. Returns (build, articles)."""
+    from search.local import LocalReader
+
+    backend = QdrantBackend(settings)
+    source = LocalReader.open(Path(root))
+    try:
+        manifest = source.manifest
+        model = ModelInfo(manifest.model_name, manifest.model_id, manifest.dim)
+        store = source.store
+        with backend.lock(wait):
+            backend.prepare()
+            writer = backend.writer(model, None)
+            try:
+                ids = sorted(store.ids())
+                urls = set()
+                for start in range(0, len(ids), 1000):
+                    articles = store.get_many(ids[start : start + 1000])
+                    listed = [articles[i] for i in ids[start : start + 1000] if i in articles]
+                    keys = np.fromiter((id_to_int(a.id) for a in listed), dtype=np.int64, count=len(listed))
+                    vectors = dict(zip((a.id for a in listed), source.vectors_of(keys), strict=True))
+                    writer.write(listed, vectors, [])
+                    urls.update(a.url for a in listed)
+                records: dict[str, list] = {}
+                for record in store.records_for(sorted(urls)):
+                    records.setdefault(record.source, []).append(record)
+                for key, digest in sorted(store.source_digests().items()):
+                    writer.replace_source(key, digest, sorted(records.get(key, []), key=lambda r: (r.line, r.url)))
+                writer.set_stories(store.stories())
+                return writer.publish(), len(ids)
+            except BaseException:
+                writer.abort()
+                raise
+    finally:
+        source.close()
