@@ -551,29 +551,68 @@ class QdrantReader:
     # -- keyword side ----------------------------------------------------------------------------
     def keyword_match(self, groups: list, required: int, scoring: list, restriction) -> Scored:
         """Articles holding at least ``required`` of the word ``groups`` within ``restriction``
-        (every article of it when there are no groups), each with its BM25F score."""
+        (every article of it when there are no groups), each with its BM25F score.
+
+        When the words' postings are short (their document frequencies add up to at most CAP per
+        field), the articles holding any of them are read from the sparse vectors and the groups
+        counted here; longer ones are left to the server, as a ``min_should`` filter over ``terms``."""
         if restriction is not None and restriction.nothing:
             return Scored.empty()
-        if groups:
-            info = self._term_info(token(t) for g in groups for t, _ in g)
-            conditions = []
-            for group in groups:
-                found = sorted({token(t) for t, _ in group if info.get(token(t)) is not None})
-                if found:
-                    conditions.append(_presence(found, FIELDS))
-            need = max(1, required)
-            if len(conditions) < need:
+        queries = self._queries([(f, t, w) for t, w in scoring for f in FIELDS])
+        if not groups:
+            if restriction is None:
                 return Scored.empty()
-            flt = _with(restriction, qm.Filter(min_should=qm.MinShould(conditions=conditions, min_count=need)))
-        elif restriction is not None:
-            flt = _with(restriction)
-        else:
+            return self._enumerate(_with(restriction), queries)
+        info = self._term_info(token(t) for g in groups for t, _ in g)
+        found = [sorted({token(t) for t, _ in g if info.get(token(t)) is not None}) for g in groups]
+        found = [g for g in found if g]
+        need = max(1, required)
+        if len(found) < need:
             return Scored.empty()
+        entries = [[info[t] for t in g] for g in found]
+        if all(sum(e.df.get(f, 0) for g in entries for e in g) <= CAP for f in FIELDS):
+            return self._count_groups(entries, need, queries, restriction)
+        conditions = [_presence(g, FIELDS) for g in found]
+        return self._enumerate(
+            _with(restriction, qm.Filter(min_should=qm.MinShould(conditions=conditions, min_count=need))), queries
+        )
+
+    def _count_groups(self, groups: list[list[_Term]], need: int, queries, restriction) -> Scored:
+        """The articles holding terms of at least ``need`` groups, found through the terms' postings."""
+        flt = _with(restriction)
+        candidates: set[int] = set()
+        for f in FIELDS:
+            indices = sorted({e.index for g in groups for e in g if e.df.get(f, 0) > 0})
+            if indices:
+                vector = qm.SparseVector(indices=indices, values=[1.0] * len(indices))
+                hits = self.client(
+                    "query_points",
+                    self.collection,
+                    query=vector,
+                    using=f,
+                    query_filter=flt,
+                    limit=CAP,
+                    with_payload=False,
+                ).points
+                candidates.update(int(h.id) for h in hits)
+        keys = np.fromiter(sorted(candidates), dtype=np.int64, count=len(candidates))
+        sparse = self._sparse_of(keys)
+        wanted = [{e.index for e in g} for g in groups]
+        keep = np.zeros(len(keys), dtype=bool)
+        for row, key in enumerate(keys.tolist()):
+            vectors = sparse.get(key)
+            held = set(vectors["title"][0]) | set(vectors["excerpt"][0]) if vectors else set()
+            keep[row] = sum(1 for g in wanted if g & held) >= need
+        keys = keys[keep]
+        return _sorted(keys, self._scores(queries, keys))
+
+    def _enumerate(self, flt, queries) -> Scored:
+        """Every article passing ``flt`` with its score, or past CAP the best CAP of them (not exact)."""
         page, _ = self.client("scroll", self.collection, scroll_filter=flt, limit=CAP + 1, with_payload=False)
         keys = np.fromiter((int(p.id) for p in page), dtype=np.int64, count=len(page))
         if len(keys) <= CAP:
-            return _sorted(keys, self.keyword_scores(scoring, keys))
-        best = self._top_by_sum(self._queries([(f, t, w) for t, w in scoring for f in FIELDS]), CAP, flt)
+            return _sorted(keys, self._scores(queries, keys))
+        best = self._top_by_sum(queries, CAP, flt)
         if len(best) < CAP:  # too few articles score: fill up with the rest of the match set, unscored
             rest = keys[~np.isin(keys, best.keys)][: CAP - len(best)]
             best = Scored(np.concatenate([best.keys, rest]), np.concatenate([best.scores, np.zeros(len(rest))]))
@@ -615,36 +654,33 @@ class QdrantReader:
             out.extend((f, t, float(s)) for s, t in ranked[:numterms])
         return out
 
-    def _queries(self, weighted: list[tuple[str, str, float]]) -> dict[str, dict[int, float]]:
-        """Per field: sparse index -> query weight, for the terms the index holds (idf not included)."""
+    def _queries(self, weighted: list[tuple[str, str, float]]) -> dict[str, dict[int, tuple[float, float]]]:
+        """Per field: sparse index -> (query weight, weight times idf), for the terms the index holds.
+        The server is sent the weights (it applies the idf itself); exact scores use the products."""
         info = self._term_info(token(t) for _, t, _ in weighted)
-        out: dict[str, dict[int, float]] = {f: {} for f in FIELDS}
+        sums: dict[str, dict[int, float]] = {f: {} for f in FIELDS}
+        df: dict[tuple[str, int], int] = {}
         for f, t, w in weighted:
             entry = info.get(token(t))
             if entry is not None and entry.df.get(f, 0) > 0 and w:
-                out[f][entry.index] = out[f].get(entry.index, 0.0) + float(w)
-        return {f: q for f, q in out.items() if q}
-
-    def _idf(self, queries: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
-        """Query weight times idf per field and sparse index, as the server computes the idf."""
-        by_index = {e.index: e for e in self._terms.values() if e is not None}
+                sums[f][entry.index] = sums[f].get(entry.index, 0.0) + float(w)
+                df[f, entry.index] = entry.df[f]
         n = self.size
-        out: dict[str, dict[int, float]] = {}
-        for f, query in queries.items():
-            out[f] = {}
-            for index, w in query.items():
-                df = by_index[index].df.get(f, 0)
-                out[f][index] = w * math.log((n - df + 0.5) / (df + 0.5) + 1)
-        return out
+        return {
+            f: {i: (w, w * math.log((n - df[f, i] + 0.5) / (df[f, i] + 0.5) + 1)) for i, w in query.items()}
+            for f, query in sums.items()
+            if query
+        }
 
-    def _scores(self, queries: dict[str, dict[int, float]], keys: np.ndarray) -> np.ndarray:
+    def _scores(self, queries: dict[str, dict[int, tuple[float, float]]], keys: np.ndarray) -> np.ndarray:
+        """Exact BM25F of ``keys``: their stored sparse vectors times the query weights and idf."""
         out = np.zeros(len(keys), dtype=np.float64)
         if not queries or not len(keys):
             return out.astype(np.float32)
-        weights = self._idf(queries)
+        weights = {f: {i: wi for i, (_, wi) in query.items()} for f, query in queries.items()}
         sparse = self._sparse_of(keys)
-        for row, key in enumerate(keys):
-            vectors = sparse.get(int(key))
+        for row, key in enumerate(keys.tolist()):
+            vectors = sparse.get(key)
             if vectors is None:
                 continue
             total = 0.0
@@ -654,7 +690,7 @@ class QdrantReader:
             out[row] = total
         return out.astype(np.float32)
 
-    def _top_by_sum(self, queries: dict[str, dict[int, float]], limit: int, flt) -> Scored:
+    def _top_by_sum(self, queries: dict[str, dict[int, tuple[float, float]]], limit: int, flt) -> Scored:
         """The ``limit`` articles with the highest sum of per-field scores.
 
         Each field's top ``depth`` come from the server; their union is scored exactly. An article
@@ -668,7 +704,7 @@ class QdrantReader:
             found: set[int] = set()
             bound = 0.0
             for f, query in queries.items():
-                vector = qm.SparseVector(indices=list(query), values=list(query.values()))
+                vector = qm.SparseVector(indices=list(query), values=[w for w, _ in query.values()])
                 hits = self.client(
                     "query_points",
                     self.collection,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -184,3 +185,39 @@ def test_eval_runs_against_an_in_process_qdrant(monkeypatch):
     assert b["settings"]["backend"] == "qdrant" and a["settings"]["backend"] == "local"
     for mode in ("keyword", "semantic", "hybrid"):
         assert a["modes"][mode]["mean"]["ndcg@10"] == pytest.approx(b["modes"][mode]["mean"]["ndcg@10"], abs=1e-9)
+
+
+def test_the_web_api_serves_a_qdrant_index(built, embedder):
+    from web.app import create_app
+
+    with SearchService(built, embedder) as svc:
+        client = create_app(built, svc).test_client()
+        body = client.get("/api/search?q=export+controls&mode=hybrid").get_json()
+        assert body["hits"][0]["id"] == IBM and body["total_relation"] == "eq"
+        assert client.get(f"/api/articles/{IBM}/related").status_code == 200
+        assert client.get("/api/stats").get_json()["backend"] == "qdrant"
+        assert "export controls" in client.get("/search?q=export+controls").get_data(as_text=True).lower()
+
+
+def test_short_postings_and_the_server_filter_find_the_same_match_sets(built, monkeypatch):
+    from search import matching
+    from search.query import parse
+
+    reader = qdrant.QdrantBackend(built).open_reader()
+    asked = {}
+    for text in ("facial recognition police", "export controls", "recognition speech languages", "ban OR vote"):
+        plan = parse(text)
+        words = matching.resolve(plan, reader.terms, reader.known, reader.vocabulary)
+        need = matching.required(len(words.groups), plan.any_word, 2, 0.6)
+        asked[text] = (words, need, reader.keyword_match(words.groups, need, words.scoring, None))
+    assert all(1 <= len(found) < 8 for _, _, found in asked.values())
+
+    def refuse(*args):
+        raise AssertionError("postings counted here")
+
+    monkeypatch.setattr(qdrant.QdrantReader, "_count_groups", refuse)
+    for text, (words, need, counted) in asked.items():
+        monkeypatch.setattr(qdrant, "CAP", len(counted))  # postings add up past it: the server filters, exactly
+        filtered = reader.keyword_match(words.groups, need, words.scoring, None)
+        assert filtered.exact and filtered.keys.tolist() == counted.keys.tolist(), text
+        assert np.allclose(filtered.scores, counted.scores), text
