@@ -71,3 +71,15 @@ def test_bm25_weight_saturates_and_normalises_by_length():
     assert analysis.bm25_weight(2, 10, 10) > analysis.bm25_weight(1, 10, 10)
     assert analysis.bm25_weight(100, 10, 10) < analysis.K1 + 1
     assert analysis.bm25_weight(1, 5, 10) > analysis.bm25_weight(1, 20, 10)
+
+
+def test_the_keyword_index_analyzes_with_the_projects_analyzer(tmp_path):
+    from search.keyword import KeywordIndex
+
+    index = KeywordIndex(tmp_path / "kw").create()
+    try:
+        text = "The U.S. export controls are hoping for yearly flying"
+        assert index.analyze(text) == analysis.analyze(text) == whoosh_terms(text)
+        assert index._analyzer()[-1].stemfn is analysis.stem
+    finally:
+        index.close()
