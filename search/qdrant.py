@@ -170,9 +170,12 @@ class _Client:
         try:
             if self._lock is None:
                 return getattr(self.client, method)(*args, **kwargs)
-            with self._lock, warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "payload indexes have no effect in local mode"
-                return getattr(self.client, method)(*args, **kwargs)
+            with self._lock:
+                if method != "create_payload_index":
+                    return getattr(self.client, method)(*args, **kwargs)
+                with warnings.catch_warnings():  # "payload indexes have no effect in the local Qdrant"
+                    warnings.simplefilter("ignore", UserWarning)
+                    return getattr(self.client, method)(*args, **kwargs)
         except SearchError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client raises many types (HTTP, gRPC, ValueError)
