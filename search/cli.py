@@ -15,7 +15,7 @@ from functools import wraps
 
 import click
 
-from search.config import MODES, load_settings
+from search.config import BACKENDS, MODES, load_settings
 from search.errors import SearchError
 
 
@@ -70,6 +70,12 @@ def entry() -> None:
 index_dir_option = click.option(
     "--index-dir", default=None, metavar="DIR", help="Index directory (default: setting index_dir, 'index')."
 )
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="Where the index lives: local (--index-dir) or qdrant (the qdrant_* settings); default: setting backend.",
+)
 config_option = click.option(
     "--config",
     "config_file",
@@ -85,10 +91,10 @@ def _settings(config_file: str | None, **overrides):
 
 
 @contextmanager
-def _service(config_file: str | None, index_dir: str | None, embeds: bool = False):
+def _service(config_file: str | None, index_dir: str | None, embeds: bool = False, backend: str | None = None):
     """The service for one command. ``embeds``: the command embeds text, so the model starts loading
     now, in a thread, while the engines are imported and the index opened (a cold query's start-up)."""
-    settings = _settings(config_file, index_dir=index_dir)
+    settings = _settings(config_file, index_dir=index_dir, backend=backend)
     embedder = _load_in_background(settings) if embeds else None
     from search.service import SearchService
 
@@ -125,6 +131,7 @@ def main() -> None:
 @main.command("index")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @index_dir_option
+@backend_option
 @config_option
 @click.option(
     "--field",
@@ -148,7 +155,9 @@ def main() -> None:
 )
 @json_option
 @_fail_cleanly
-def index_command(paths, index_dir, config_file, field_specs, stdin_format, strict, prune, rebuild, wait, as_json):
+def index_command(
+    paths, index_dir, backend, config_file, field_specs, stdin_format, strict, prune, rebuild, wait, as_json
+):
     """Index news articles under PATHS ('-' reads standard input).
 
     Reads Markdown with YAML front matter, JSON Lines, JSON, CSV, RSS and Atom, gzipped or not.
@@ -159,7 +168,7 @@ def index_command(paths, index_dir, config_file, field_specs, stdin_format, stri
     from search.indexer import Indexer
     from search.mapping import FieldMap
 
-    settings = _settings(config_file, index_dir=index_dir)
+    settings = _settings(config_file, index_dir=index_dir, backend=backend)
     if field_specs:
         fields = FieldMap(settings.fields).merged(FieldMap.parse(field_specs))
         settings = settings.with_overrides(fields=fields.explicit)
@@ -180,19 +189,27 @@ def index_command(paths, index_dir, config_file, field_specs, stdin_format, stri
     if as_json:
         _print_json(report.to_dict())
         return
-    _print_index_report(report, settings.index_dir)
+    _print_index_report(report, _where(settings, report.generation))
 
 
 SHOWN_MESSAGES = 20
 
 
-def _print_index_report(report, index_dir: str) -> None:
+def _where(settings, generation: str = "") -> str:
+    """Where the index (or one of its generations) lives, as the commands' messages name it."""
+    if settings.backend == "qdrant":
+        name = generation or settings.qdrant_collection
+        return f"Qdrant {settings.qdrant_url or settings.qdrant_path}, collection {name}"
+    return f"{settings.index_dir}/{generation}"
+
+
+def _print_index_report(report, where: str) -> None:
     if not report.generation:
         click.echo("Nothing indexed: no article files were found, so nothing was written.")
     else:
         click.echo(
             f"Indexed {report.added} new, {report.updated} updated, {report.removed} removed "
-            f"({report.articles} articles in {index_dir}/{report.generation}); "
+            f"({report.articles} articles in {where}); "
             f"{report.files} files read, {report.files_changed} changed."
         )
         click.echo(f"Embedded {report.embedded} texts ({report.cache_hits} from cache).")
@@ -257,14 +274,17 @@ class _ProgressBars:
     "--collapse/--no-collapse", default=True, show_default=True, help="One hit per story, its other versions listed."
 )
 @index_dir_option
+@backend_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def query(text, mode, limit, offset, provider, topic, since, until, sort, collapse, index_dir, config_file, as_json):
+def query(
+    text, mode, limit, offset, provider, topic, since, until, sort, collapse, index_dir, backend, config_file, as_json
+):
     """Search for TEXT: articles holding most of its words or close in meaning; "quoted phrases",
     field:value, -word and AND/OR/NOT constrain every mode."""
-    with _service(config_file, index_dir, embeds=True) as service:
+    with _service(config_file, index_dir, embeds=True, backend=backend) as service:
         results = service.search(
             text,
             mode=mode,
@@ -303,14 +323,15 @@ def query(text, mode, limit, offset, provider, topic, since, until, sort, collap
 @click.option("--since", default=None, metavar="DATE", help="Published on or after this date (YYYY-MM-DD).")
 @click.option("--until", default=None, metavar="DATE", help="Published on or before this date (YYYY-MM-DD).")
 @index_dir_option
+@backend_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def related(article_id, limit, offset, provider, topic, since, until, index_dir, config_file, as_json):
+def related(article_id, limit, offset, provider, topic, since, until, index_dir, backend, config_file, as_json):
     """Other stories like the stored article ARTICLE_ID ("more like this"), and the other articles
     of its own story."""
-    with _service(config_file, index_dir) as service:
+    with _service(config_file, index_dir, backend=backend) as service:
         results = service.related(
             article_id, limit=limit, offset=offset, provider=provider, topic=topic, since=since, until=until
         )
@@ -329,13 +350,14 @@ def related(article_id, limit, offset, provider, topic, since, until, index_dir,
 @main.command()
 @click.argument("story_id")
 @index_dir_option
+@backend_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def story(story_id, index_dir, config_file, as_json):
+def story(story_id, index_dir, backend, config_file, as_json):
     """One story: every article that reports it, oldest first (STORY_ID may be any of its articles)."""
-    with _service(config_file, index_dir) as service:
+    with _service(config_file, index_dir, backend=backend) as service:
         found = service.story(story_id)
     if as_json:
         _print_json(found.to_dict())
@@ -350,13 +372,14 @@ def story(story_id, index_dir, config_file, as_json):
 @main.command()
 @click.argument("article_id")
 @index_dir_option
+@backend_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def show(article_id, index_dir, config_file, as_json):
+def show(article_id, index_dir, backend, config_file, as_json):
     """Show one stored article and the related items its publisher listed."""
-    with _service(config_file, index_dir) as service:
+    with _service(config_file, index_dir, backend=backend) as service:
         detail = service.detail(article_id)
     if as_json:
         _print_json(detail.to_dict())
@@ -378,13 +401,14 @@ def show(article_id, index_dir, config_file, as_json):
 
 @main.command()
 @index_dir_option
+@backend_option
 @config_option
 @json_option
 @_fail_cleanly
 @_read_only
-def stats(index_dir, config_file, as_json):
+def stats(index_dir, backend, config_file, as_json):
     """Counts and facts about the live index."""
-    with _service(config_file, index_dir) as service:
+    with _service(config_file, index_dir, backend=backend) as service:
         data = service.stats()
     if as_json:
         _print_json(data)
@@ -397,12 +421,13 @@ def stats(index_dir, config_file, as_json):
 @main.command()
 @click.argument("ids", nargs=-1, required=True)
 @index_dir_option
+@backend_option
 @config_option
 @click.option(
     "--wait", type=float, default=0.0, show_default=True, metavar="SECONDS", help="Seconds to wait for another writer."
 )
 @_fail_cleanly
-def delete(ids, index_dir, config_file, wait):
+def delete(ids, index_dir, backend, config_file, wait):
     """Remove articles by id; ids not in the index are reported as not found.
 
     An article comes back if its source file changes and is indexed again, or on --rebuild.
@@ -413,13 +438,33 @@ def delete(ids, index_dir, config_file, wait):
     bad = [i for i in ids if not is_valid_id(i)]
     if bad:
         raise click.ClickException(f"not an article id: {bad[0]!r}")
-    report = Indexer(_settings(config_file, index_dir=index_dir)).delete(ids, wait=wait)
+    report = Indexer(_settings(config_file, index_dir=index_dir, backend=backend)).delete(ids, wait=wait)
     if report.not_found:
         click.echo(f"Not found (nothing to remove): {', '.join(report.not_found)}")
     if report.removed or len(report.not_found) < len(set(ids)):
         click.echo(f"Removed {report.removed} article(s); {report.articles} remain ({report.generation}).")
     else:
         click.echo(f"The index is unchanged: {report.articles} articles ({report.generation}).")
+
+
+@main.command()
+@index_dir_option
+@config_option
+@click.option(
+    "--wait", type=float, default=0.0, show_default=True, metavar="SECONDS", help="Seconds to wait for another writer."
+)
+@_fail_cleanly
+def export(index_dir, config_file, wait):
+    """Copy the local index in --index-dir into Qdrant (the qdrant_* settings), stored vectors included.
+
+    Nothing is embedded again. The copy is a new build behind the qdrant_collection alias, switched
+    in atomically; later `index --backend qdrant` runs update it incrementally.
+    """
+    settings = _settings(config_file, index_dir=index_dir, backend="qdrant")
+    from search.qdrant import import_local
+
+    build, count = import_local(settings.index_path, settings, wait)
+    click.echo(f"Copied {count} articles from {settings.index_dir}/ to {_where(settings, build)}.")
 
 
 @main.command()
@@ -438,9 +483,10 @@ def delete(ids, index_dir, config_file, wait):
     help="Worker threads of the WSGI server (4 beat 8 on 2 cores).",
 )
 @index_dir_option
+@backend_option
 @config_option
 @_fail_cleanly
-def serve(host, port, threads, index_dir, config_file):
+def serve(host, port, threads, index_dir, backend, config_file):
     """Serve the web UI and the JSON API with waitress (a production WSGI server)."""
     # One OpenMP thread per FAISS search in every server thread, not only the one that imported
     # faiss (omp_set_num_threads is per thread): read once, when faiss loads, so set it first.
@@ -448,10 +494,10 @@ def serve(host, port, threads, index_dir, config_file):
     from web.app import create_app
     from web.server import addresses, make_server
 
-    settings = _settings(config_file, index_dir=index_dir)
+    settings = _settings(config_file, index_dir=index_dir, backend=backend)
     _limit_malloc_arenas()
     server = make_server(create_app(settings), host, port, threads)
-    click.echo(f"Serving {settings.index_dir}/ on {', '.join(addresses(server))} (Ctrl-C to stop)")
+    click.echo(f"Serving {_where(settings)} on {', '.join(addresses(server))} (Ctrl-C to stop)")
     server.run()  # until Ctrl-C (waitress then stops its threads)
 
 
@@ -500,10 +546,11 @@ def settings(config_file, markdown):
     metavar="DIR",
     help="Build the evaluation index here and keep it (default: a temp dir).",
 )
+@backend_option
 @config_option
 @json_option
 @_fail_cleanly
-def eval_command(path, mode, fusion, alpha, corpus, typos, keep_index, config_file, as_json):
+def eval_command(path, mode, fusion, alpha, corpus, typos, keep_index, backend, config_file, as_json):
     """Measure ranking or story quality on PATH.
 
     A BEIR collection (corpus.jsonl, queries.jsonl, qrels/test.tsv) gives, per mode and over its
@@ -513,13 +560,15 @@ def eval_command(path, mode, fusion, alpha, corpus, typos, keep_index, config_fi
     "more like this" against the related items their publishers listed. A story gold file (JSON
     with "stories"), or a folder of them, gives pairwise and B-cubed precision, recall and F1 of
     story detection (and of the cosine baseline), and the clusters it got wrong; with
-    --keep-index DIR the article vectors are cached in DIR for the next run.
+    --keep-index DIR the article vectors are cached in DIR for the next run. With --backend qdrant
+    the index is built in an in-process Qdrant in a temporary folder (unless qdrant_url or
+    qdrant_path is set).
     """
     from pathlib import Path
 
     from search.story_eval import is_story_gold
 
-    settings = _settings(config_file, fusion=fusion, alpha=alpha)
+    settings = _settings(config_file, fusion=fusion, alpha=alpha, backend=backend)
     if is_story_gold(path):
         result, text = _eval_stories(path, corpus[0] if corpus else None, keep_index, settings)
     elif Path(path).is_dir():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -42,7 +43,7 @@ RELATED_CONFIGS = {
 _REPORTED_SETTINGS = tuple(
     "fusion alpha rrf_k candidates min_candidates title_boost feedback_docs feedback_weight match_all_upto "
     "match_fraction semantic_floor semantic_relative related_alpha related_halflife related_decay_floor "
-    "related_floor related_keyword_floor index_embedder query_embedder".split()
+    "related_floor related_keyword_floor index_embedder query_embedder backend".split()
 )
 
 
@@ -140,12 +141,32 @@ def beir_records(collection: BeirCollection) -> tuple[list[Record], dict[str, st
 
 @contextmanager
 def _index_dir(settings: Settings, index_dir: str | Path | None) -> Iterator[Settings]:
-    """``settings`` pointed at ``index_dir``, or at a temporary directory removed afterwards."""
+    """``settings`` pointed at ``index_dir``, or at a temporary directory removed afterwards.
+
+    With the qdrant backend and neither ``qdrant_url`` nor ``qdrant_path`` set, the index is built
+    in an in-process Qdrant in that directory (``qdrant/``), on a memory file system where there
+    is one: local mode commits every point to SQLite, which costs milliseconds each on a disk. Its
+    brute-force searches are slow, so these runs have no per-request time budget."""
     if index_dir is not None:
-        yield settings.with_overrides(index_dir=str(index_dir))
+        yield _with_qdrant(settings.with_overrides(index_dir=str(index_dir)), Path(index_dir))
         return
-    with tempfile.TemporaryDirectory(prefix="search-eval-") as tmp:
-        yield settings.with_overrides(index_dir=tmp)
+    memory = Path("/dev/shm")
+    where = str(memory) if settings.backend == "qdrant" and memory.is_dir() and os.access(memory, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="search-eval-", dir=where) as tmp:
+        chosen = _with_qdrant(settings.with_overrides(index_dir=tmp), Path(tmp))
+        try:
+            yield chosen
+        finally:
+            if chosen.qdrant_path and chosen.qdrant_path.startswith(tmp):
+                from search.qdrant import close_clients
+
+                close_clients(under=tmp)
+
+
+def _with_qdrant(settings: Settings, folder: Path) -> Settings:
+    if settings.backend != "qdrant" or settings.qdrant_url:
+        return settings
+    return settings.with_overrides(qdrant_path=settings.qdrant_path or str(folder / "qdrant"), request_budget_ms=0)
 
 
 # Queries that mean nothing in any language the model knows: every mode must find nothing.

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import fields, index, query, scoring
-from whoosh.analysis import StemmingAnalyzer
+from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.reading import SegmentReader
 
+from search import analysis
 from search.bm25 import ScoreMatrix
 from search.errors import IndexCorrupt, IndexMissing
 from search.models import Article
@@ -42,8 +43,19 @@ class LuceneBM25F(scoring.BM25F):
 WEIGHTING = LuceneBM25F(B=0.75, K1=1.2)
 
 
+def make_analyzer():
+    """The project's analyzer (search/analysis.py) as a Whoosh analyzer: the same terms, so the Qdrant
+    backend, which computes its own BM25 weights, indexes exactly what this index does."""
+    return (
+        RegexTokenizer(analysis.TOKEN)
+        | LowercaseFilter()
+        | StopFilter(stoplist=analysis.STOP_WORDS, minsize=analysis.MIN_LENGTH)
+        | StemFilter(stemfn=analysis.stem)
+    )
+
+
 def make_schema(title_boost: float) -> fields.Schema:
-    stem = StemmingAnalyzer()
+    stem = make_analyzer()
     return fields.Schema(
         id=fields.ID(stored=True, unique=True),
         title=fields.TEXT(analyzer=stem, field_boost=title_boost),

@@ -32,6 +32,7 @@ class Scored:
 
     keys: np.ndarray  # int64
     scores: np.ndarray  # float32
+    exact: bool = True  # False: the backend stopped enumerating at a cap, so there are more
 
     @classmethod
     def empty(cls) -> Scored:

@@ -210,6 +210,7 @@ class SearchService:
             fusion=self._fusion_info(mode),
             collapse=collapse,
             total_articles=len(ranked.keys),
+            total_relation="eq" if by_words.exact and by_meaning.exact else "gte",
         )
 
     def _fusion_info(self, mode: str) -> dict:
@@ -518,7 +519,7 @@ def _relative(found: Scored, share: float, reference: int = 1) -> Scored:
     if share <= 0 or len(found) == 0:
         return found
     keep = found.scores >= share * float(found.scores[:reference].mean())
-    return Scored(found.keys[keep], found.scores[keep])
+    return Scored(found.keys[keep], found.scores[keep], found.exact)
 
 
 def _without_key(found: Scored, key: int) -> Scored:

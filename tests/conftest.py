@@ -38,6 +38,18 @@ def fake_settings(index_dir: Path, **overrides) -> Settings:
     return Settings(index_dir=str(index_dir), query_embedder="hash", index_embedder="hash").with_overrides(**overrides)
 
 
+BACKENDS = ("local", "qdrant")
+
+
+def backend_settings(backend: str, folder: Path, **overrides) -> Settings:
+    """Hash-embedder settings for an index in ``folder`` on ``backend``: local files, or an in-process
+    Qdrant (local mode) in ``folder/qdrant``; skipped when the Qdrant client is not installed."""
+    if backend == "qdrant":
+        pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed: pip install '.[qdrant]'")
+        overrides = {"backend": "qdrant", "qdrant_path": str(folder / "qdrant"), **overrides}
+    return fake_settings(folder / "index", **overrides)
+
+
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, embedder) -> Settings:
     """An index of seeds/ built once per session (read-only for tests)."""
