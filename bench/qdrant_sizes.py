@@ -2,7 +2,7 @@
 as JSON, the sparse vectors' non-zero entries per field, and the distinct terms the meta collection
 holds. The README's cluster sizes multiply these by the article count.
 
-    python -m bench.qdrant_sizes [CORPUS]      # default: ../shared/corpus/huffpost-10k -> bench/results/qdrant_sizes.json
+    python -m bench.qdrant_sizes [CORPUS]   # default: the HuffPost 10k -> bench/results/qdrant_sizes.json
 """
 
 from __future__ import annotations

@@ -80,6 +80,6 @@ def test_the_keyword_index_analyzes_with_the_projects_analyzer(tmp_path):
     try:
         text = "The U.S. export controls are hoping for yearly flying"
         assert index.analyze(text) == analysis.analyze(text) == whoosh_terms(text)
-        assert index._analyzer()[-1].stemfn is analysis.stem
+        assert index._ix.schema["title"].analyzer[-1].stemfn is analysis.stem
     finally:
         index.close()
