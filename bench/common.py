@@ -50,7 +50,11 @@ class Context:
     command: str = ""
 
     def environ(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        """The environment of the processes a benchmark starts: this one's, with bytecode written, as an
+        installed package has it (PYTHONDONTWRITEBYTECODE would make every cold start compile the
+        project's modules again)."""
+        inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        return {**inherited, **self.env}
 
 
 def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict:
