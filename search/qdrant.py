@@ -2,11 +2,32 @@
 
 One build is two collections, ``{alias}-bNNNNNN`` (the articles) and ``{alias}-bNNNNNN-meta``
 (what a writer needs and a reader looks up by key: the ledger of sources and records, term
-statistics, the vocabulary and the provider and topic names). Readers find the live build through
-the alias (the ``qdrant_collection`` setting), which ``publish`` switches atomically; a build is
-never changed once published, so a reader answers from the collection it opened. An update copies
-the live build into a new one, applies its changes there and publishes the copy; the build it
-replaced is kept (readers in flight may still use it) and older ones are dropped.
+statistics, the vocabulary in hash buckets and the provider and topic names). Readers find the
+live build through the alias (the ``qdrant_collection`` setting).
+
+Full builds (the first, ``--rebuild``, ``export``) go to new collections that no reader sees;
+``publish`` switches the alias atomically. The build it replaced is kept (readers in flight may
+still use it) and older ones are dropped.
+
+Updates (an ``index`` over the live build, ``delete``) are written into the live collections in
+place, in time proportional to the change. Qdrant has no snapshot isolation, so a reader sees an
+update batch by batch, like Elasticsearch's near-real-time refresh: each article's point (payload,
+dense and sparse vectors) is replaced in one upsert, while the statistics (term frequencies,
+vocabulary, names, counts, lengths) move at the end, when the build's version (``name+N``, N
+updates) changes and services reopen their readers. BM25's length normalisation keeps the stored
+field averages until the true ones drift more than ``DRIFT`` (5%, relative) from them; then every
+sparse vector is rewritten once with the new ones. Crash safety comes from a journal in the meta
+collection:
+
+- before an article is first changed, it is stored as it was (``was``); new terms get their
+  sparse index as they are written (``newterm``); an ``update`` point exists until the end;
+- before a source's records change, the URLs they touch are stored (``touched``) and the source's
+  digest is set to "" (pending), so the next scan reads it again; the real digest is written last;
+- at the end (``recover``), the statistics are computed from the ``was`` journal against what the
+  collection holds now and stored as absolute values (``redo``), then copied in: a crash before
+  the copy computes them again, a crash during it copies again. The next writer's ``prepare``
+  does this for a run that stopped; the next update re-merges the ``touched`` URLs (their articles
+  written again, vectors kept), so running the same command again converges.
 
 An article is one point, its id the int64 key behind the article id (``search.urls.id_to_int``):
 
@@ -1155,9 +1176,10 @@ def _apply(client: _Client, collection: str, meta: str) -> bool:
     if rewrite:
         _write_sparse(client, collection, info)
     client("update_collection", collection, metadata=info)
-    for kind in _JOURNAL:
+    for kind in ("was", "newterm"):  # the redo points last: until the update point goes, they are needed
         client("delete", meta, points_selector=qm.FilterSelector(filter=_kind(kind)))
     client("delete", meta, points_selector=qm.PointIdsList(points=[_UPDATE]))
+    client("delete", meta, points_selector=qm.FilterSelector(filter=_kind("redo")))  # (_plan drops stale ones too)
     return rewrite
 
 
