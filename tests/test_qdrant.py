@@ -362,6 +362,19 @@ def test_the_averages_are_kept_within_the_tolerance_and_rewritten_past_it(
     assert info["averages"] == {f: info["lengths"][f] / info["articles"] for f in ("title", "excerpt")}
 
 
+def test_an_interrupted_delete_is_finished_by_the_next_writer(built, embedder, monkeypatch):
+    backend = qdrant.QdrantBackend(built)
+    live, unique = backend.target(), qdrant.token("robotaxi")
+    monkeypatch.setattr(qdrant, "_apply", lambda *args: (_ for _ in ()).throw(RuntimeError("stopped")))
+    with pytest.raises(RuntimeError, match="stopped"):
+        Indexer(built, embedder).delete([ROBOTAXI])
+    monkeypatch.undo()
+    assert unique in qdrant._terms(backend.client, f"{live}-meta", [unique]) and _journal(built) > 0
+    again = Indexer(built, embedder).delete([ROBOTAXI])  # already gone: nothing to write, but finished
+    assert again.not_found == [ROBOTAXI] and _journal(built) == 0 and backend.live().articles == 10
+    assert unique not in qdrant._terms(backend.client, f"{live}-meta", [unique])
+
+
 @pytest.mark.parametrize("stop", ["write", "apply"])
 def test_an_interrupted_update_converges_when_run_again(tmp_path, embedder, article_dir, monkeypatch, stop):
     """Stopped between two batches (or while storing the statistics), an update leaves its sources
