@@ -2,11 +2,32 @@
 
 One build is two collections, ``{alias}-bNNNNNN`` (the articles) and ``{alias}-bNNNNNN-meta``
 (what a writer needs and a reader looks up by key: the ledger of sources and records, term
-statistics, the vocabulary and the provider and topic names). Readers find the live build through
-the alias (the ``qdrant_collection`` setting), which ``publish`` switches atomically; a build is
-never changed once published, so a reader answers from the collection it opened. An update copies
-the live build into a new one, applies its changes there and publishes the copy; the build it
-replaced is kept (readers in flight may still use it) and older ones are dropped.
+statistics, the vocabulary in hash buckets and the provider and topic names). Readers find the
+live build through the alias (the ``qdrant_collection`` setting).
+
+Full builds (the first, ``--rebuild``, ``export``) go to new collections that no reader sees;
+``publish`` switches the alias atomically. The build it replaced is kept (readers in flight may
+still use it) and older ones are dropped.
+
+Updates (an ``index`` over the live build, ``delete``) are written into the live collections in
+place, in time proportional to the change. Qdrant has no snapshot isolation, so a reader sees an
+update batch by batch, like Elasticsearch's near-real-time refresh: each article's point (payload,
+dense and sparse vectors) is replaced in one upsert, while the statistics (term frequencies,
+vocabulary, names, counts, lengths) move at the end, when the build's version (``name+N``, N
+updates) changes and services reopen their readers. BM25's length normalisation keeps the stored
+field averages until the true ones drift more than ``DRIFT`` (5%, relative) from them; then every
+sparse vector is rewritten once with the new ones. Crash safety comes from a journal in the meta
+collection:
+
+- before an article is first changed, it is stored as it was (``was``); new terms get their
+  sparse index as they are written (``newterm``); an ``update`` point exists until the end;
+- before a source's records change, the URLs they touch are stored (``touched``) and the source's
+  digest is set to "" (pending), so the next scan reads it again; the real digest is written last;
+- at the end (``recover``), the statistics are computed from the ``was`` journal against what the
+  collection holds now and stored as absolute values (``redo``), then copied in: a crash before
+  the copy computes them again, a crash during it copies again. The next writer's ``prepare``
+  does this for a run that stopped; the next update re-merges the ``touched`` URLs (their articles
+  written again, vectors kept), so running the same command again converges.
 
 An article is one point, its id the int64 key behind the article id (``search.urls.id_to_int``):
 
@@ -66,8 +87,8 @@ from search.local import Scored
 from search.models import Article
 from search.query import All, Node, Not, Phrase, Plan, Word
 from search.query import Any as AnyOf
-from search.urls import id_to_int, int_to_id
-from search.vocabulary import Vocabulary
+from search.urls import article_id, id_to_int, int_to_id
+from search.vocabulary import Vocabulary, words_of
 
 try:
     from qdrant_client import QdrantClient
@@ -76,7 +97,7 @@ except ImportError:  # the optional extra: `pip install 'news-search[qdrant]'`
     QdrantClient = None  # type: ignore[assignment,misc]
     qm = None  # type: ignore[assignment]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the vocabulary in hash buckets, updates written in place
 FIELDS = ("title", "excerpt")
 CAP = 10_000  # articles one side of a match set is enumerated to, exactly
 PAGE = 256  # points per upsert or scroll page
@@ -84,6 +105,7 @@ CACHE = 50_000  # per-reader cache of vectors and facts, in articles
 ARTICLE_KEYS = tuple(Article("", "", "").to_dict())
 _PLAIN = re.compile(r"[a-z0-9]+")
 _MAX_KEY = 2**63
+DRIFT = 0.05  # relative change of a field's average length past which every sparse vector is rewritten
 
 
 # -- tokens and payloads ------------------------------------------------------------------------
@@ -275,7 +297,7 @@ def _kind(kind: str):
 
 
 # -- the meta collection's tables ---------------------------------------------------------------
-CHUNK = 2_000  # vocabulary words per meta point
+VOCAB_BUCKETS = 4_096  # vocabulary points: words are spread over them by a hash
 
 
 def _load_json_chunks(client: _Client, meta: str, kind: str) -> list:
@@ -299,9 +321,24 @@ def _load_vocabulary(client: _Client, meta: str) -> Vocabulary:
     return Vocabulary(counts)
 
 
+def _bucket(word: str) -> int:
+    """The vocabulary point a word is kept in (an update rewrites only the buckets its words fall in)."""
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=4).digest(), "big") % VOCAB_BUCKETS
+
+
+def _vocabulary_point(bucket: int, words: dict[str, int]):
+    payload = {"kind": "vocabulary", "bucket": bucket, "data": json.dumps(dict(sorted(words.items())))}
+    return qm.PointStruct(id=_key_of("vocabulary", str(bucket)), vector={}, payload=payload)
+
+
 def _save_vocabulary(client: _Client, meta: str, vocabulary: Vocabulary) -> None:
-    words = sorted(vocabulary.counts.items())
-    _save_json_chunks(client, meta, "vocabulary", [dict(words[i : i + CHUNK]) for i in range(0, len(words), CHUNK)])
+    buckets: dict[int, dict[str, int]] = {}
+    for word, n in vocabulary.counts.items():
+        buckets.setdefault(_bucket(word), {})[word] = n
+    client("delete", meta, points_selector=qm.FilterSelector(filter=_kind("vocabulary")))
+    points = [_vocabulary_point(b, words) for b, words in sorted(buckets.items())]
+    for start in range(0, len(points), PAGE):
+        client("upsert", meta, points[start : start + PAGE])
 
 
 @dataclass
@@ -500,7 +537,7 @@ class QdrantReader:
                 f"Qdrant collection {collection} at {client.where} is not a published index of this version - "
                 "rebuild it with `search-cli index --rebuild --backend qdrant`"
             )
-        self.version = collection
+        self.version = version_of(collection, self.info)
         self.size = int(self.info["articles"])
         self.model_name = self.info["model_name"]
         self.dim = int(self.info["dim"])
@@ -911,13 +948,248 @@ def _scored_hits(hits: list) -> Scored:
     return _sorted(keys, scores)
 
 
-# -- the writer ---------------------------------------------------------------------------------
-class QdrantWriter:
-    """One build: new collections (a copy of the live build, for an update), published by switching the alias.
+# -- statistics and sparse vectors --------------------------------------------------------------
+_COUNTED = [*ARTICLE_KEYS, "title_seq", "excerpt_seq"]  # what an article's statistics are computed from
 
-    Term statistics, vocabulary, names and field lengths are kept as changes in memory and applied
-    at ``publish``, which then writes the sparse vectors: of the articles written in this build, or
-    of every article when a field's average length moved (BM25's length normalisation uses it)."""
+
+@dataclass
+class _Delta:
+    """What articles coming and going change: per term its document frequency and count per field,
+    the words of the vocabulary and the fields' total lengths."""
+
+    terms: dict[str, dict[str, Counter]] = field(default_factory=dict)
+    words: Counter = field(default_factory=Counter)
+    lengths: Counter = field(default_factory=Counter)
+
+    def count(self, payload: dict | None, sign: int, spellings: _Spellings) -> None:
+        """Add (``sign`` 1) or take away (-1) one article (None: no article)."""
+        if payload is None:
+            return
+        article = _article(payload)
+        for word in words_of(article.text):
+            self.words[word] += sign
+        spellings.change(article, sign)
+        for f, counts in _field_counts(payload).items():
+            self.lengths[f] += sign * sum(counts.values())
+            for tok, n in counts.items():
+                change = self.terms.setdefault(tok, {"df": Counter(), "cf": Counter()})
+                change["df"][f] += sign
+                change["cf"][f] += sign * n
+
+
+def _term_entries(
+    client: _Client, meta: str, changes: dict, next_index: int, assigned: dict[str, int] | None = None
+) -> tuple[list[_Term], list[str], int]:
+    """The term entries after ``changes``: (entries to store, tokens to drop, the next free sparse
+    index). A new term takes its index from ``assigned`` (given while the update wrote), else the next."""
+    store, drop = [], []
+    ordered = sorted(changes)
+    for start in range(0, len(ordered), 1000):
+        chunk = ordered[start : start + 1000]
+        found = _terms(client, meta, chunk)
+        for tok in chunk:
+            entry = found.get(tok)
+            if entry is None:
+                index = (assigned or {}).get(tok)
+                if index is None:
+                    index, next_index = next_index, next_index + 1
+                entry = _Term(tok, index, {}, {})
+            for kind in ("df", "cf"):
+                table = getattr(entry, kind)
+                for f in FIELDS:
+                    table[f] = table.get(f, 0) + changes[tok][kind][f]
+            if any(entry.df.values()):
+                store.append(entry)
+            elif tok in found:
+                drop.append(tok)
+    return store, drop, next_index
+
+
+def _term_point(entry: _Term):
+    return qm.PointStruct(id=_key_of("term", entry.token), vector={}, payload=entry.payload())
+
+
+def _upsert(client: _Client, collection: str, points: list) -> None:
+    for start in range(0, len(points), PAGE):
+        client("upsert", collection, points[start : start + PAGE])
+
+
+def _averages(stored: dict | None, lengths: dict[str, int], count: int) -> tuple[dict[str, float], bool]:
+    """The fields' average lengths BM25 normalises with, and whether they changed: the stored ones
+    are kept until one of them is more than DRIFT (relative) away from the true average."""
+    fresh = {f: lengths[f] / count if count else 0.0 for f in FIELDS}
+    if not stored:
+        return fresh, True
+    for f in FIELDS:
+        old = float(stored.get(f, 0.0))
+        if (abs(fresh[f] - old) > DRIFT * old) if old else fresh[f] > 0:
+            return fresh, True
+    return {f: float(stored[f]) for f in FIELDS}, False
+
+
+def _sparse(counts: dict[str, Counter], indices: dict[str, int], averages: dict[str, float], boost: float) -> dict:
+    """An article's title and excerpt sparse vectors: the BM25 weights of its terms."""
+    vectors = {}
+    for f, c in counts.items():
+        length, scale = sum(c.values()), (boost if f == "title" else 1.0)
+        pairs = sorted((indices[t], analysis.bm25_weight(n * scale, length, averages[f])) for t, n in c.items())
+        vectors[f] = qm.SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
+    return vectors
+
+
+def _write_sparse(client: _Client, collection: str, info: dict) -> int:
+    """Rewrite every article's sparse vectors with the averages in ``info``; returns how many."""
+    meta = _Names.meta(collection)
+    averages, boost = info["averages"], float(info["title_boost"])
+    indices: dict[str, int] = {}
+    batch: list = []
+    done = 0
+    for p in _points(client, collection, payload=["title_seq", "excerpt_seq"]):
+        counts = _field_counts(p.payload)
+        missing = {t for c in counts.values() for t in c if t not in indices}
+        if missing:
+            indices.update({t: e.index for t, e in _terms(client, meta, missing).items()})
+        batch.append(qm.PointVectors(id=p.id, vector=_sparse(counts, indices, averages, boost)))
+        if len(batch) == PAGE:
+            client("update_vectors", collection, points=batch)
+            done, batch = done + len(batch), []
+    if batch:
+        client("update_vectors", collection, points=batch)
+    return done + len(batch)
+
+
+def _check_model(info: dict, model: ModelInfo, collection: str) -> None:
+    if (info.get("model_name"), int(info.get("dim", 0))) != (model.name, model.dim):
+        raise ConfigError(
+            f"the index in Qdrant collection {collection} was built with {info.get('model_name')} "
+            f"({info.get('dim')} dims), the configured model is {model.name} ({model.dim}) - re-run with --rebuild"
+        )
+
+
+def version_of(collection: str, info: dict) -> str:
+    """A build's version as readers and reports show it: its name, and how many updates it took."""
+    updates = int(info.get("updates", 0))
+    return f"{collection}+{updates}" if updates else collection
+
+
+# -- the update journal -------------------------------------------------------------------------
+_UPDATE = _key_of("update", "")  # the meta point that exists while an update is unfinished
+_JOURNAL = ("was", "newterm", "redo")
+
+
+def _names_point(spellings: _Spellings):
+    payload = {"kind": "names", "data": json.dumps(spellings.to_list()[0])}
+    return qm.PointStruct(id=_key_of("names", "0"), vector={}, payload=payload)
+
+
+def recover(client: _Client, collection: str) -> bool:
+    """Finish the statistics of an update that did not (the articles it wrote are kept); nothing when
+    none is pending. True when every sparse vector was rewritten (the averages drifted)."""
+    meta = _Names.meta(collection)
+    pending = client("retrieve", meta, ids=[_UPDATE], with_payload=True)
+    if not pending:
+        return False
+    if pending[0].payload.get("state") != "applying":
+        _plan(client, collection, meta)
+    return _apply(client, collection, meta)
+
+
+def _plan(client: _Client, collection: str, meta: str) -> None:
+    """Compute the statistics after the update from its journal (each touched article as it was
+    before, against what the collection holds now) and store them as absolute values (``redo``
+    points); then mark the update ``applying``. Nothing the readers use is changed here."""
+    client("delete", meta, points_selector=qm.FilterSelector(filter=_kind("redo")))
+    was = {int(p.payload["key"]): json.loads(p.payload["payload"]) for p in _points(client, meta, _kind("was"))}
+    assigned = {p.payload["token"]: int(p.payload["index"]) for p in _points(client, meta, _kind("newterm"))}
+    info = dict(client("get_collection", collection).config.metadata or {})
+    spellings = _Spellings.from_list(_load_json_chunks(client, meta, "names"))
+    delta = _Delta()
+    keys = sorted(was)
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        now = {int(p.id): p.payload for p in client("retrieve", collection, ids=chunk, with_payload=_COUNTED)}
+        for key in chunk:
+            delta.count(was[key], -1, spellings)
+            delta.count(now.get(key), +1, spellings)
+    next_index = max([int(info["next_index"])] + [i + 1 for i in assigned.values()])
+    store, drop, next_index = _term_entries(client, meta, delta.terms, next_index, assigned)
+    redo = [_redo(f"term\x1f{e.token}", item="term", entry=e.payload()) for e in store]
+    redo += [_redo(f"term\x1f{tok}", item="term", entry=None, token=tok) for tok in drop]
+    redo += [_redo(f"vocabulary\x1f{b}", item="vocabulary", bucket=b, data=w) for b, w in _buckets(client, meta, delta)]
+    redo.append(_redo("names", item="names", data=spellings.to_list()[0]))
+    count = client("count", collection, exact=True).count
+    lengths = {f: int(info["lengths"].get(f, 0)) + delta.lengths[f] for f in FIELDS}
+    averages, rewrite = _averages(info.get("averages"), lengths, count)
+    info.update(articles=count, lengths=lengths, averages=averages, next_index=next_index)
+    info.update(updates=int(info.get("updates", 0)) + 1, updated_at=datetime.now(UTC).isoformat())
+    redo.append(_redo("info", item="info", data=info, rewrite=rewrite))
+    _upsert(client, meta, redo)
+    client("set_payload", meta, payload={"state": "applying"}, points=[_UPDATE])
+
+
+def _redo(key: str, **payload):
+    return qm.PointStruct(id=_key_of("redo", key), vector={}, payload={"kind": "redo", **payload})
+
+
+def _buckets(client: _Client, meta: str, delta: _Delta) -> list[tuple[int, dict[str, int]]]:
+    """The vocabulary buckets the words of ``delta`` fall in, changed."""
+    by_bucket: dict[int, list[str]] = {}
+    for word, n in delta.words.items():
+        if n:
+            by_bucket.setdefault(_bucket(word), []).append(word)
+    out = []
+    numbers = sorted(by_bucket)
+    for start in range(0, len(numbers), 500):
+        chunk = numbers[start : start + 500]
+        found = client("retrieve", meta, ids=[_key_of("vocabulary", str(b)) for b in chunk], with_payload=True)
+        held = {int(p.payload["bucket"]): json.loads(p.payload["data"]) for p in found}
+        for b in chunk:
+            words = Counter(held.get(b, {}))
+            words.update({w: delta.words[w] for w in by_bucket[b]})
+            out.append((b, {w: n for w, n in words.items() if n > 0}))
+    return out
+
+
+def _apply(client: _Client, collection: str, meta: str) -> bool:
+    """Copy the ``redo`` points' values into the tables readers use (idempotent: a crash here is
+    finished by running it again), rewrite the sparse vectors if the averages moved, then drop the journal."""
+    upserts, drops, info, rewrite = [], [], None, False
+    for p in _points(client, meta, _kind("redo")):
+        item = p.payload
+        if item["item"] == "term" and item["entry"] is not None:
+            upserts.append(_term_point(_Term.of(item["entry"])))
+        elif item["item"] == "term":
+            drops.append(_key_of("term", item["token"]))
+        elif item["item"] == "vocabulary" and item["data"]:
+            upserts.append(_vocabulary_point(int(item["bucket"]), item["data"]))
+        elif item["item"] == "vocabulary":
+            drops.append(_key_of("vocabulary", str(item["bucket"])))
+        elif item["item"] == "names":
+            upserts.append(_names_point(_Spellings.from_list([item["data"]])))
+        else:
+            info, rewrite = item["data"], bool(item["rewrite"])
+    _upsert(client, meta, upserts)
+    for start in range(0, len(drops), 1000):
+        client("delete", meta, points_selector=qm.PointIdsList(points=drops[start : start + 1000]))
+    if info is None:
+        raise IndexCorrupt(f"the update journal of Qdrant collection {collection} is incomplete - use --rebuild")
+    if rewrite:
+        _write_sparse(client, collection, info)
+    client("update_collection", collection, metadata=info)
+    for kind in ("was", "newterm"):  # the redo points last: until the update point goes, they are needed
+        client("delete", meta, points_selector=qm.FilterSelector(filter=_kind(kind)))
+    client("delete", meta, points_selector=qm.PointIdsList(points=[_UPDATE]))
+    client("delete", meta, points_selector=qm.FilterSelector(filter=_kind("redo")))  # (_plan drops stale ones too)
+    return rewrite
+
+
+# -- the writers --------------------------------------------------------------------------------
+class QdrantWriter:
+    """A full build: new collections, published by switching the alias.
+
+    Term statistics, vocabulary, names and field lengths are counted in memory and stored at
+    ``publish``, which then writes every article's sparse vectors (their BM25 weights need the
+    fields' average lengths, known only at the end)."""
 
     def __init__(self, backend: QdrantBackend, model: ModelInfo):
         self.backend = backend
@@ -928,42 +1200,28 @@ class QdrantWriter:
         self.collection = ""
         self.meta = ""
         self.info: dict = {}
+        self.rewritten = 0  # sparse vectors rewritten because the averages moved (updates)
         self._created: list[str] = []
-        self._vocabulary = Vocabulary()
         self._spellings = _Spellings()
-        self._term_changes: dict[str, dict[str, Counter]] = {}  # token -> {"df": per field, "cf": per field}
-        self._lengths: Counter = Counter()
-        self._touched: set[int] = set()
+        self._delta = _Delta()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def begin(self, live: Snapshot | None) -> None:
         number = self.backend.next_number()
         self.collection = self.names.build(number)
         self.meta = _Names.meta(self.collection)
-        if live is not None:
-            self.info = self.backend.metadata(live.handle)
-            if (self.info.get("model_name"), int(self.info.get("dim", 0))) != (self.model.name, self.model.dim):
-                raise ConfigError(
-                    f"the index in Qdrant collection {live.handle} was built with {self.info.get('model_name')} "
-                    f"({self.info.get('dim')} dims), the configured model is {self.model.name} ({self.model.dim}) "
-                    "- re-run with --rebuild"
-                )
-        else:
-            boost = self.settings.title_boost
-            self.info = {"title_boost": boost, "next_index": 0, "lengths": {f: 0 for f in FIELDS}, "articles": 0}
+        boost = self.settings.title_boost
+        self.info = {"title_boost": boost, "next_index": 0, "lengths": {f: 0 for f in FIELDS}, "articles": 0}
         self.info.update(
             format=FORMAT_VERSION,
             model_name=self.model.name,
             model_id=self.model.id,
             dim=self.model.dim,
             published=False,
-            previous=live.handle if live is not None else "",
+            previous=self.backend.target() or "",
+            updates=0,
         )
         self._create()
-        if live is not None:
-            self._copy(live.handle)
-            self._vocabulary = _load_vocabulary(self.client, self.meta)
-            self._spellings = _Spellings.from_list(_load_json_chunks(self.client, self.meta, "names"))
 
     def _create(self) -> None:
         dense = {"dense": qm.VectorParams(size=self.model.dim, distance=qm.Distance.COSINE)}
@@ -986,31 +1244,19 @@ class QdrantWriter:
         for name in ("kind", "path", "url"):
             self.client("create_payload_index", self.meta, name, field_schema=keyword)
 
-    def _copy(self, live: str) -> None:
-        """Every point of the live build (vectors and payload) into the new one."""
-        for source, target in ((live, self.collection), (_Names.meta(live), self.meta)):
-            batch = []
-            for p in _points(self.client, source, payload=True, vectors=True):
-                batch.append(qm.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload))
-                if len(batch) == PAGE:
-                    self.client("upsert", target, batch)
-                    batch = []
-            if batch:
-                self.client("upsert", target, batch)
-
     def publish(self) -> str:
-        """Apply the statistics, write the sparse vectors, then switch the alias; returns the build's name."""
-        self._save_terms()
-        _save_vocabulary(self.client, self.meta, self._vocabulary)
+        """Store the statistics, write the sparse vectors, then switch the alias; returns the build's version."""
+        store, drop, self.info["next_index"] = _term_entries(self.client, self.meta, self._delta.terms, 0)
+        _upsert(self.client, self.meta, [_term_point(e) for e in store])
+        _save_vocabulary(self.client, self.meta, Vocabulary(+self._delta.words))
         _save_json_chunks(self.client, self.meta, "names", self._spellings.to_list())
         count = self.client("count", self.collection, exact=True).count
-        lengths = {f: int(self.info["lengths"].get(f, 0)) + self._lengths[f] for f in FIELDS}
-        averages = {f: lengths[f] / count if count else 0.0 for f in FIELDS}
-        every = averages != self.info.get("averages")
-        self._write_sparse(None if every else sorted(self._touched), averages)
+        lengths = {f: self._delta.lengths[f] for f in FIELDS}
+        averages, _ = _averages(None, lengths, count)
         self.info.update(
             articles=count, lengths=lengths, averages=averages, built_at=datetime.now(UTC).isoformat(), published=True
         )
+        _write_sparse(self.client, self.collection, self.info)
         self.client("update_collection", self.collection, metadata=self.info)
         self.backend.switch(self.collection)
         self._created = []
@@ -1041,8 +1287,7 @@ class QdrantWriter:
         for n, record in enumerate(records):
             points.append(qm.PointStruct(id=_key_of("record", f"{key}\x1f{n}"), vector={}, payload=_record(record)))
             touched.add(record.url)
-        for start in range(0, len(points), PAGE):
-            self.client("upsert", self.meta, points[start : start + PAGE])
+        _upsert(self.client, self.meta, points)
         return touched
 
     def records_for(self, urls: Iterable[str]) -> list:
@@ -1081,45 +1326,33 @@ class QdrantWriter:
     def write(self, upserts: Sequence[Article], vectors: dict[str, np.ndarray], deletes: Sequence[str]) -> None:
         """Apply one batch: ``upserts`` replace their articles (keeping their story and, unless
         ``vectors`` has a new one, their vector); ``deletes`` are removed."""
-        previous = self._payloads([a.id for a in upserts] + list(deletes))
+        previous = self._payloads([a.id for a in upserts] + list(deletes), _COUNTED + ["story"])
+        points = self._make_points(upserts, vectors, previous)
+        for payload in previous.values():
+            self._delta.count(payload, -1, self._spellings)
+        for point in points:
+            self._delta.count(point.payload, +1, self._spellings)
+        self._store(points, [i for i in deletes if i in previous])
+
+    def _make_points(self, upserts: Sequence[Article], vectors: dict[str, np.ndarray], previous: dict) -> list:
         kept = [a.id for a in upserts if a.id not in vectors and a.id in previous]
         old_vectors = self._dense([id_to_int(i) for i in kept])
         points = []
         for article in upserts:
-            old = previous.get(article.id)
             vector = vectors.get(article.id)
             vector = old_vectors.get(id_to_int(article.id)) if vector is None else vector
             if vector is None:
                 raise IndexCorrupt(f"article {article.id} has no vector to keep - rebuild with --rebuild")
-            payload = article_payload(article, (old or {}).get("story", ""))
-            self._count(old, -1)
-            self._count(payload, +1)
+            payload = article_payload(article, previous.get(article.id, {}).get("story", ""))
             points.append(
                 qm.PointStruct(id=id_to_int(article.id), vector={"dense": np.asarray(vector).tolist()}, payload=payload)
             )
-            self._touched.add(id_to_int(article.id))
-        for start in range(0, len(points), PAGE):
-            self.client("upsert", self.collection, points[start : start + PAGE])
-        gone = [i for i in deletes if i in previous]
-        for i in gone:
-            self._count(previous[i], -1)
-            self._touched.discard(id_to_int(i))
+        return points
+
+    def _store(self, points: list, gone: list[str]) -> None:
+        _upsert(self.client, self.collection, points)
         if gone:
             self.client("delete", self.collection, points_selector=qm.PointIdsList(points=[id_to_int(i) for i in gone]))
-
-    def _count(self, payload: dict | None, sign: int) -> None:
-        """Add (``sign`` 1) or take away (-1) one article's terms, words, names and lengths."""
-        if payload is None:
-            return
-        article = _article(payload)
-        (self._vocabulary.add if sign > 0 else self._vocabulary.remove)([article.text])
-        self._spellings.change(article, sign)
-        for f, counts in _field_counts(payload).items():
-            self._lengths[f] += sign * sum(counts.values())
-            for tok, n in counts.items():
-                change = self._term_changes.setdefault(tok, {"df": Counter(), "cf": Counter()})
-                change["df"][f] += sign
-                change["cf"][f] += sign * n
 
     def _dense(self, keys: list[int]) -> dict[int, list[float]]:
         out = {}
@@ -1159,9 +1392,9 @@ class QdrantWriter:
     def set_stories(self, stories: dict[str, str]) -> None:
         current = {i: p.get("story", "") for i, p in self._payloads(stories, ["story"]).items()}
         by_story: dict[str, list[int]] = {}
-        for article_id, story in stories.items():
-            if article_id in current and current[article_id] != story:
-                by_story.setdefault(story, []).append(id_to_int(article_id))
+        for ident, story in stories.items():
+            if ident in current and current[ident] != story:
+                by_story.setdefault(story, []).append(id_to_int(ident))
         operations = [
             qm.SetPayloadOperation(set_payload=qm.SetPayload(payload={"story": story}, points=keys))
             for story, keys in by_story.items()
@@ -1169,64 +1402,114 @@ class QdrantWriter:
         for start in range(0, len(operations), PAGE):
             self.client("batch_update_points", self.collection, update_operations=operations[start : start + PAGE])
 
-    # -- publishing ------------------------------------------------------------------------------
-    def _save_terms(self) -> None:
-        """Apply the term changes to the meta collection; new terms get the next sparse indices."""
-        changed = sorted(self._term_changes)
-        for start in range(0, len(changed), 1000):
-            chunk = changed[start : start + 1000]
-            found = _terms(self.client, self.meta, chunk)
-            upserts, deletes = [], []
-            for tok in chunk:
-                change = self._term_changes[tok]
-                entry = found.get(tok)
-                if entry is None:
-                    entry = _Term(tok, int(self.info["next_index"]), {}, {})
-                    self.info["next_index"] = entry.index + 1
-                for kind in ("df", "cf"):
-                    table = getattr(entry, kind)
-                    for f in FIELDS:
-                        table[f] = table.get(f, 0) + change[kind][f]
-                if any(entry.df.values()):
-                    upserts.append(qm.PointStruct(id=_key_of("term", tok), vector={}, payload=entry.payload()))
-                elif tok in found:
-                    deletes.append(_key_of("term", tok))
-            for part in range(0, len(upserts), PAGE):
-                self.client("upsert", self.meta, upserts[part : part + PAGE])
-            if deletes:
-                self.client("delete", self.meta, points_selector=qm.PointIdsList(points=deletes))
-        self._term_changes.clear()
 
-    def _retrieved(self, keys: list[int], wanted: list[str]) -> Iterator:
-        for start in range(0, len(keys), 1000):
-            yield from self.client("retrieve", self.collection, ids=keys[start : start + 1000], with_payload=wanted)
+class QdrantUpdate(QdrantWriter):
+    """An update written into the live build in place (see the module docstring): articles batch by
+    batch with their sparse vectors, the statistics at ``publish`` through the journal, and sources
+    marked pending (digest "") until then, so a run that stops is redone by the next."""
 
-    def _write_sparse(self, keys: list[int] | None, averages: dict[str, float]) -> None:
-        """Write the title and excerpt sparse vectors of ``keys`` (None: every article)."""
-        wanted = ["title_seq", "excerpt_seq"]
-        if keys is None:
-            points: Iterable = _points(self.client, self.collection, payload=wanted)
-        else:
-            points = self._retrieved(keys, wanted)
+    def begin(self, live: Snapshot | None) -> None:
+        self.collection, self.meta = live.handle, _Names.meta(live.handle)
+        recover(self.client, self.collection)
+        self.info = self.backend.metadata(self.collection)
+        _check_model(self.info, self.model, self.collection)
+        self.run = uuid.uuid4().hex
+        self._journaled: set[int] = set()
+        self._indices: dict[str, int] = {}
+        self._next = int(self.info["next_index"])
+        self._digests: dict[str, str | None] = {}
+        self._leftover = {u for p in _points(self.client, self.meta, _kind("touched")) for u in p.payload["urls"]}
+        self._forced = {article_id(u) for u in self._leftover}
+        self._handed = False
+        self.client("upsert", self.meta, [qm.PointStruct(id=_UPDATE, vector={}, payload={"state": "writing"})])
+
+    def publish(self) -> str:
+        """Finish the statistics (see ``recover``), then the ledger: the sources' digests, and the
+        journal of touched URLs once this run has merged them. Returns the build's new version."""
+        self.rewritten = self.count() if recover(self.client, self.collection) else 0
+        points, gone = [], []
+        for key, digest in sorted(self._digests.items()):
+            if digest is None:
+                gone.append(_key_of("source", key))
+            else:
+                payload = {"kind": "source", "path": key, "digest": digest}
+                points.append(qm.PointStruct(id=_key_of("source", key), vector={}, payload=payload))
+        _upsert(self.client, self.meta, points)
+        if gone:
+            self.client("delete", self.meta, points_selector=qm.PointIdsList(points=gone))
+        if self._handed or not self._leftover:
+            self.client("delete", self.meta, points_selector=qm.FilterSelector(filter=_kind("touched")))
+        self.info = self.backend.metadata(self.collection)
+        self.backend.forget_stamp()
+        return version_of(self.collection, self.info)
+
+    def abort(self) -> None:
+        """Nothing to drop: what was written stays, and the next writer's ``prepare`` finishes it."""
+
+    # -- the ledger ------------------------------------------------------------------------------
+    def replace_source(self, key: str, digest: str | None, records: Sequence) -> set[str]:
+        """As a full build does, but the URLs touched are journaled first and the source is left
+        pending (digest "") until ``publish``; the first call also returns the URLs an interrupted
+        run left unmerged."""
+        of_source = qm.Filter(must=[_match("kind", "record"), _match("path", key)])
+        urls = {p.payload["url"] for p in _points(self.client, self.meta, of_source, payload=["url"])}
+        urls = sorted(urls | {r.url for r in records})
+        journal = [
+            qm.PointStruct(
+                id=_key_of("touched", f"{self.run}\x1f{key}\x1f{n}"),
+                vector={},
+                payload={"kind": "touched", "urls": urls[start : start + 1000]},
+            )
+            for n, start in enumerate(range(0, len(urls), 1000))
+        ]
+        _upsert(self.client, self.meta, journal)
+        touched = super().replace_source(key, "", records if digest is not None else [])
+        self._digests[key] = digest
+        if not self._handed:
+            touched |= self._leftover
+            self._handed = True
+        return touched | set(urls)
+
+    def hashes(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """As stored, but no content hash for the articles an interrupted run may have left half
+        done: they are written again (with their vectors kept), and their stories looked at again."""
+        found = super().hashes(ids)
+        return {i: ("", h[1]) if i in self._forced else h for i, h in found.items()}
+
+    # -- articles --------------------------------------------------------------------------------
+    def write(self, upserts: Sequence[Article], vectors: dict[str, np.ndarray], deletes: Sequence[str]) -> None:
+        """One batch into the live collection: each article as it was is journaled first (once), new
+        terms get their sparse indices, then the points go in with their sparse vectors."""
+        previous = self._payloads([a.id for a in upserts] + list(deletes), _COUNTED + ["story"])
+        points = self._make_points(upserts, vectors, previous)
+        gone = [i for i in deletes if i in previous]
+        was = []
+        for key in [p.id for p in points] + [id_to_int(i) for i in gone]:
+            if key not in self._journaled:
+                original = previous.get(int_to_id(key))
+                original = {k: original[k] for k in _COUNTED if k in original} if original else None
+                payload = {"kind": "was", "key": key, "payload": json.dumps(original)}
+                was.append(qm.PointStruct(id=_key_of("was", str(key)), vector={}, payload=payload))
+                self._journaled.add(key)
+        _upsert(self.client, self.meta, was)
+        counts = {p.id: _field_counts(p.payload) for p in points}
+        self._assign({t for c in counts.values() for f in FIELDS for t in c[f]})
         boost = float(self.info["title_boost"])
-        indices: dict[str, int] = {}
-        batch: list = []
         for p in points:
-            counts = _field_counts(p.payload)
-            missing = {t for c in counts.values() for t in c if t not in indices}
-            if missing:
-                indices.update({t: e.index for t, e in _terms(self.client, self.meta, missing).items()})
-            vectors = {}
-            for f, c in counts.items():
-                length, scale = sum(c.values()), (boost if f == "title" else 1.0)
-                pairs = sorted((indices[t], analysis.bm25_weight(n * scale, length, averages[f])) for t, n in c.items())
-                vectors[f] = qm.SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
-            batch.append(qm.PointVectors(id=p.id, vector=vectors))
-            if len(batch) == PAGE:
-                self.client("update_vectors", self.collection, points=batch)
-                batch = []
-        if batch:
-            self.client("update_vectors", self.collection, points=batch)
+            p.vector.update(_sparse(counts[p.id], self._indices, self.info["averages"], boost))
+        self._store(points, gone)
+
+    def _assign(self, wanted: set[str]) -> None:
+        """Sparse indices for ``wanted`` terms: a known term's own, a new one the next free (journaled)."""
+        missing = wanted - self._indices.keys()
+        found = _terms(self.client, self.meta, missing)
+        self._indices.update({t: e.index for t, e in found.items()})
+        fresh = []
+        for tok in sorted(missing - found.keys()):
+            self._indices[tok], self._next = self._next, self._next + 1
+            payload = {"kind": "newterm", "token": tok, "index": self._indices[tok]}
+            fresh.append(qm.PointStruct(id=_key_of("newterm", tok), vector={}, payload=payload))
+        _upsert(self.client, self.meta, fresh)
 
 
 def _record(record) -> dict:
@@ -1287,12 +1570,16 @@ class QdrantBackend:
         return None
 
     def stamp(self) -> object:
-        """The live build's name; on a server asked at most once a second (the replaced build stays
-        readable until the next publish, so a reader a second late still answers)."""
+        """The live build's version (its name and updates); on a server asked at most once a second
+        (the replaced build stays readable until the next publish, so a reader a second late still answers)."""
         now = time.monotonic()
         if self.client.local or now - self._stamp[0] >= 1.0:
-            self._stamp = (now, self.target() or ())
+            live = self.target()
+            self._stamp = (now, version_of(live, self.metadata(live)) if live else ())
         return self._stamp[1]
+
+    def forget_stamp(self) -> None:
+        self._stamp = (0.0, ())
 
     def open_reader(self) -> QdrantReader:
         name = self.require().handle
@@ -1308,7 +1595,7 @@ class QdrantBackend:
         info = self.metadata(name)
         if info.get("format") != FORMAT_VERSION or not info.get("published"):
             return None
-        return Snapshot(name, int(info["articles"]), name)
+        return Snapshot(version_of(name, info), int(info["articles"]), name)
 
     def require(self) -> Snapshot:
         live = self.live()
@@ -1327,7 +1614,8 @@ class QdrantBackend:
         return {int_to_id(int(p.id)) for p in found}
 
     def writer(self, model: ModelInfo, live: Snapshot | None) -> QdrantWriter:
-        writer = QdrantWriter(self, model)
+        """A full build into new collections when ``live`` is None, else an update of ``live`` in place."""
+        writer = QdrantWriter(self, model) if live is None else QdrantUpdate(self, model)
         try:
             writer.begin(live)
         except BaseException:
@@ -1348,8 +1636,13 @@ class QdrantBackend:
         return max(self._builds(), default=0) + 1
 
     def prepare(self) -> None:
-        """Drop what interrupted builds left: every build but the live one and the one it replaced."""
+        """Drop what interrupted builds left (every build but the live one and the one it replaced) and
+        finish the statistics of an interrupted update of the live one."""
         self._drop_except(self._kept())
+        live = self.live()
+        if live is not None:
+            recover(self.client, live.handle)
+            self.forget_stamp()
 
     def _kept(self) -> set[int]:
         live = self.target()

@@ -66,14 +66,12 @@ def test_past_the_cap_totals_are_a_lower_bound(built, embedder, monkeypatch):
         assert svc.search("xqzv", mode="hybrid").total_relation == "eq"
 
 
-def test_each_build_is_a_collection_behind_the_alias(built, embedder, article_dir):
+def test_each_full_build_is_a_collection_behind_the_alias(built, embedder, article_dir):
     backend = qdrant.QdrantBackend(built)
     first = backend.target()
-    Indexer(built, embedder).index([article_dir])  # an update: a copy, published
+    Indexer(built, embedder).index([SEEDS], rebuild=True)
     second = backend.target()
-    target = article_dir / "003_robotaxi_pilot.md"
-    target.write_text(target.read_text().replace("Robotaxi pilot expands", "Robotaxi service expands"))
-    Indexer(built, embedder).index([article_dir])
+    Indexer(built, embedder).index([SEEDS], rebuild=True)
     third = backend.target()
     assert len({first, second, third}) == 3
     names = {c.name for c in backend.client("get_collections").collections}
@@ -84,7 +82,7 @@ def test_each_build_is_a_collection_behind_the_alias(built, embedder, article_di
 def test_an_interrupted_build_is_dropped_and_the_live_one_kept(built, embedder):
     backend = qdrant.QdrantBackend(built)
     live = backend.live()
-    writer = backend.writer(qdrant.ModelInfo(embedder.model_name, embedder.model_id, embedder.dim), live)
+    writer = backend.writer(qdrant.ModelInfo(embedder.model_name, embedder.model_id, embedder.dim), None)
     unfinished = writer.collection
     assert backend.target() == live.handle  # nothing visible before publish
     backend.prepare()
@@ -170,7 +168,7 @@ def test_the_cli_runs_against_qdrant(tmp_path):
     assert run("related", IBM, "--backend", "qdrant").exit_code == 0
     assert run("story", IBM, "--backend", "qdrant").exit_code == 0
     deleted = run("delete", IBM, "--backend", "qdrant")
-    assert deleted.exit_code == 0 and "Removed 1 article(s); 10 remain (news-b000002)" in deleted.output
+    assert deleted.exit_code == 0 and "Removed 1 article(s); 10 remain (news-b000001+1)" in deleted.output
     missing = run("query", "x", "--backend", "local")
     assert missing.exit_code == 1 and "No index in" in missing.output
 
@@ -221,3 +219,195 @@ def test_short_postings_and_the_server_filter_find_the_same_match_sets(built, mo
         filtered = reader.keyword_match(words.groups, need, words.scoring, None)
         assert filtered.exact and filtered.keys.tolist() == counted.keys.tolist(), text
         assert np.allclose(filtered.scores, counted.scores), text
+
+
+# -- updates in place ------------------------------------------------------------------------------
+ARTICLE = '---\ntitle: "{title}"\nexcerpt: "{excerpt}"\nwebUrl: "{url}"\n---\n'
+ROBOTAXI = article_id("https://mobility.example.com/robotaxi-pilot-night-rides")
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Every client call as (method, collection, points written), through the shared client wrapper."""
+    seen = []
+    call = qdrant._Client.__call__
+
+    def counted(self, method, *args, **kwargs):
+        points = kwargs.get("points", args[1] if len(args) > 1 else None)
+        written = len(points) if method in ("upsert", "update_vectors") and isinstance(points, list) else 0
+        seen.append((method, args[0] if args else kwargs.get("collection_name"), written))
+        return call(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(qdrant._Client, "__call__", counted)
+    return seen
+
+
+def _written(calls, collection, method="upsert"):
+    return sum(n for m, c, n in calls if m == method and c == collection)
+
+
+def _state(settings) -> dict:
+    """What must agree after any sequence of updates: the articles (content and sparse weights by term,
+    since sparse indices differ between builds), term statistics, vocabulary, names, lengths, the ledger."""
+    backend = qdrant.QdrantBackend(settings)
+    client, live = backend.client, backend.target()
+    meta = f"{live}-meta"
+    terms = {p.payload["token"]: p.payload for p in qdrant._points(client, meta, qdrant._kind("term"))}
+    token_of = {t["index"]: tok for tok, t in terms.items()}
+    articles = {}
+    for p in qdrant._points(client, live, payload=["content_hash"], vectors=["title", "excerpt"]):
+        weights = {
+            f: {token_of[i]: round(v, 4) for i, v in zip(p.vector[f].indices, p.vector[f].values, strict=True)}
+            for f in ("title", "excerpt")
+            if f in p.vector
+        }
+        articles[int(p.id)] = (p.payload["content_hash"], weights)
+    records = {(p.payload["path"], p.payload["url"], p.payload["line"]) for p in qdrant._points(
+        client, meta, qdrant._kind("record"))}  # fmt: skip
+    info = backend.metadata(live)
+    return {
+        "articles": articles,
+        "terms": {tok: (t["df"], t["cf"]) for tok, t in terms.items()},
+        "vocabulary": dict(qdrant._load_vocabulary(client, meta).counts),
+        "names": qdrant._load_json_chunks(client, meta, "names"),
+        "ledger": backend.ledger(backend.live()),
+        "records": records,
+        "info": {k: info[k] for k in ("articles", "lengths", "averages")},
+    }
+
+
+def _journal(settings) -> int:
+    backend = qdrant.QdrantBackend(settings)
+    meta = f"{backend.target()}-meta"
+    kinds = qdrant.qm.Filter(
+        should=[qdrant._kind(k) for k in (*qdrant._JOURNAL, "touched")]
+        + [qdrant.qm.HasIdCondition(has_id=[qdrant._UPDATE])]
+    )
+    return backend.client("count", meta, count_filter=kinds, exact=True).count
+
+
+def _change(article_dir) -> None:
+    """Two articles changed, two added, one file removed."""
+    for name, old, new in (
+        ("003_robotaxi_pilot.md", "Robotaxi pilot expands", "Robotaxi service expands"),
+        ("001_chip_export_rules.md", "export", "import"),
+    ):
+        target = article_dir / name
+        target.write_text(target.read_text().replace(old, new, 1))
+    for n, (title, excerpt) in enumerate((("Quantum sensors map volcano", "Muons image magma."),
+                                         ("Glacier robots sample meltwater", "Autonomous boats on ice."))):  # fmt: skip
+        (article_dir / f"new{n}.md").write_text(
+            ARTICLE.format(title=title, excerpt=excerpt, url=f"https://q.example/{n}")
+        )
+    (article_dir / "004_speech_recognition_languages.md").unlink()
+
+
+def test_an_update_writes_into_the_live_collection_in_proportion_to_the_change(settings, embedder, article_dir, calls):
+    built = settings
+    Indexer(built, embedder).index([article_dir])
+    backend = qdrant.QdrantBackend(built)
+    live = backend.target()
+    calls.clear()
+    assert Indexer(built, embedder).index([article_dir]).files_unchanged == 6  # nothing to write
+    assert _written(calls, live) == 0 and _written(calls, f"{live}-meta") == 0
+    target = article_dir / "003_robotaxi_pilot.md"
+    target.write_text(target.read_text().replace("Robotaxi pilot expands", "Robotaxi service expands"))
+    calls.clear()
+    report = Indexer(built, embedder).index([article_dir])
+    assert report.updated == 1 and report.generation == f"{live}+1" and backend.target() == live
+    assert not any(m == "create_collection" for m, _, _ in calls)
+    assert _written(calls, live) == 1  # the one article, with its sparse vectors
+    assert _written(calls, live, "update_vectors") == 0  # the averages barely moved: no rewrite
+    assert _written(calls, f"{live}-meta") < 60  # its records, journal and statistics, not the corpus's
+    assert _journal(built) == 0
+    with SearchService(built, embedder) as svc:
+        assert svc.search("robotaxi service", mode="keyword").hits[0].article.id == ROBOTAXI
+        assert svc.stats()["generation"] == f"{live}+1"
+
+
+def test_a_delete_removes_points_in_place(built, embedder, calls):
+    backend = qdrant.QdrantBackend(built)
+    live, before = backend.target(), backend.live().articles
+    unique = qdrant.token("robotaxi")
+    assert qdrant._terms(backend.client, f"{live}-meta", [unique])[unique].df["title"] == 1
+    calls.clear()
+    report = Indexer(built, embedder).delete([ROBOTAXI])
+    assert report.removed == 1 and backend.target() == live and backend.live().articles == before - 1
+    assert not any(m == "create_collection" for m, _, _ in calls) and _written(calls, live) == 0
+    assert backend.client("retrieve", live, ids=[qdrant.id_to_int(ROBOTAXI)]) == []
+    assert unique not in qdrant._terms(backend.client, f"{live}-meta", [unique])  # its only article went
+    with SearchService(built, embedder) as svc:
+        assert svc.search("robotaxi", mode="keyword").total == 0
+
+
+def test_the_averages_are_kept_within_the_tolerance_and_rewritten_past_it(
+    built, embedder, article_dir, calls, monkeypatch
+):
+    backend = qdrant.QdrantBackend(built)
+    live = backend.target()
+    stored = backend.metadata(live)["averages"]
+    long = " ".join(f"word{n}" for n in range(60))
+    (article_dir / "long.md").write_text(ARTICLE.format(title=long, excerpt=long, url="https://l.example/1"))
+    monkeypatch.setattr(qdrant, "DRIFT", 10.0)  # a tolerance nothing moves past
+    Indexer(built, embedder).index([article_dir])
+    info = backend.metadata(live)
+    assert _written(calls, live, "update_vectors") == 0 and info["averages"] == stored
+    assert info["lengths"]["title"] / info["articles"] > stored["title"] * 1.05  # the true average moved
+    monkeypatch.setattr(qdrant, "DRIFT", 0.05)
+    (article_dir / "long.md").write_text(ARTICLE.format(title=long, excerpt="Short.", url="https://l.example/1"))
+    calls.clear()
+    Indexer(built, embedder).index([article_dir])
+    info = backend.metadata(live)
+    assert _written(calls, live, "update_vectors") == info["articles"] == 12  # every sparse vector, once
+    assert info["averages"] == {f: info["lengths"][f] / info["articles"] for f in ("title", "excerpt")}
+
+
+def test_an_interrupted_delete_is_finished_by_the_next_writer(built, embedder, monkeypatch):
+    backend = qdrant.QdrantBackend(built)
+    live, unique = backend.target(), qdrant.token("robotaxi")
+    monkeypatch.setattr(qdrant, "_apply", lambda *args: (_ for _ in ()).throw(RuntimeError("stopped")))
+    with pytest.raises(RuntimeError, match="stopped"):
+        Indexer(built, embedder).delete([ROBOTAXI])
+    monkeypatch.undo()
+    assert unique in qdrant._terms(backend.client, f"{live}-meta", [unique]) and _journal(built) > 0
+    again = Indexer(built, embedder).delete([ROBOTAXI])  # already gone: nothing to write, but finished
+    assert again.not_found == [ROBOTAXI] and _journal(built) == 0 and backend.live().articles == 10
+    assert unique not in qdrant._terms(backend.client, f"{live}-meta", [unique])
+
+
+@pytest.mark.parametrize("stop", ["write", "apply"])
+def test_an_interrupted_update_converges_when_run_again(tmp_path, embedder, article_dir, monkeypatch, stop):
+    """Stopped between two batches (or while storing the statistics), an update leaves its sources
+    pending; running the same command again ends where one uninterrupted run would have."""
+    from search import indexer as indexer_module
+
+    monkeypatch.setattr(qdrant, "DRIFT", 0.0)  # exact averages, so the sparse weights can be compared
+    settings = backend_settings("qdrant", tmp_path / "updated")
+    Indexer(settings, embedder).index([article_dir])
+    _change(article_dir)
+    monkeypatch.setattr(indexer_module, "BATCH", 2)  # several batches
+    if stop == "write":
+        write, done = qdrant.QdrantUpdate.write, []
+
+        def fail_second(self, *args):
+            done.append(1)
+            if len(done) == 2:
+                raise RuntimeError("stopped")
+            return write(self, *args)
+
+        monkeypatch.setattr(qdrant.QdrantUpdate, "write", fail_second)
+    else:
+        monkeypatch.setattr(qdrant, "_apply", lambda *args: (_ for _ in ()).throw(RuntimeError("stopped")))
+    with pytest.raises(RuntimeError, match="stopped"):
+        Indexer(settings, embedder).index([article_dir], prune=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(qdrant, "DRIFT", 0.0)
+    backend = qdrant.QdrantBackend(settings)
+    assert "" in backend.ledger(backend.live()).values() and _journal(settings) > 0  # pending, to be redone
+    again = Indexer(settings, embedder).index([article_dir], prune=True)
+    assert again.removed >= (1 if stop == "write" else 0) and _journal(settings) == 0
+    rebuilt = backend_settings("qdrant", tmp_path / "rebuilt")
+    Indexer(rebuilt, embedder).index([article_dir])
+    assert _state(settings) == _state(rebuilt)
+    last = Indexer(settings, embedder).index([article_dir], prune=True)
+    assert (last.added, last.updated, last.removed, last.files_changed) == (0, 0, 0, 0)
