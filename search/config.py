@@ -15,6 +15,7 @@ from search.mapping import FieldMap
 
 FUSIONS = ("convex", "rrf")
 BACKENDS = ("local", "qdrant")
+QUANTIZATIONS = ("none", "int8")
 MODES = ("hybrid", "keyword", "semantic")
 
 # name: help. Defaults live on Settings; the README's settings table comes from settings_table().
@@ -50,6 +51,10 @@ SETTINGS: dict[str, str] = {
     "qdrant_api_key": "backend qdrant: the API key the server requires (empty: none).",
     "qdrant_collection": "backend qdrant: the alias readers search; each build is a collection behind it.",
     "qdrant_path": "backend qdrant: a folder for Qdrant's in-process local mode (no server; for tests and CI).",
+    "qdrant_shards": "backend qdrant: shards of each new build's collection (a cluster spreads them over its nodes).",
+    "qdrant_replicas": "backend qdrant: copies of each shard (2: reads go on when a node fails).",
+    "qdrant_write_consistency": "backend qdrant: replicas that must confirm a write (1: writes go on if a node fails).",
+    "qdrant_quantization": "backend qdrant: int8 keeps int8 vectors in RAM and the float originals on disk; none.",
     "fields": "Indexing: article field -> source field, e.g. {title: headline}; unmapped fields use well-known names.",
     "api_keys": "Comma-separated keys the JSON API requires (X-API-Key or Authorization: Bearer); empty = no key.",
     "cors_origins": "Comma-separated origins whose pages may call the JSON API (* = any); empty = no CORS.",
@@ -92,6 +97,10 @@ class Settings:
     qdrant_api_key: str = ""
     qdrant_collection: str = "news"
     qdrant_path: str = ""
+    qdrant_shards: int = 1
+    qdrant_replicas: int = 1
+    qdrant_write_consistency: int = 1
+    qdrant_quantization: str = "none"
     fields: tuple[tuple[str, str], ...] = ()  # `fields:` in search.yaml; SEARCH_FIELDS="title=headline,..."
     api_keys: str = ""
     cors_origins: str = ""
@@ -138,6 +147,10 @@ def _field_pairs(value: object) -> tuple[tuple[str, str], ...]:
 def _validated(s: Settings) -> Settings:
     if s.backend not in BACKENDS:
         raise ConfigError(f"backend={s.backend!r}: use one of {', '.join(BACKENDS)}")
+    if s.qdrant_quantization not in QUANTIZATIONS:
+        raise ConfigError(f"qdrant_quantization={s.qdrant_quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
+    if s.qdrant_write_consistency > s.qdrant_replicas:
+        raise ConfigError("qdrant_write_consistency: must not exceed qdrant_replicas")
     if s.fusion not in FUSIONS:
         raise ConfigError(f"fusion={s.fusion!r}: use one of {', '.join(FUSIONS)}")
     for name in (
@@ -160,6 +173,9 @@ def _validated(s: Settings) -> Settings:
         "match_all_upto",
         "rate_burst",
         "relative_reference",
+        "qdrant_shards",
+        "qdrant_replicas",
+        "qdrant_write_consistency",
     ):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}={getattr(s, name)}: must be at least 1")

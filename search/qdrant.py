@@ -1183,6 +1183,22 @@ def _apply(client: _Client, collection: str, meta: str) -> bool:
     return rewrite
 
 
+def _cluster_layout(settings: Settings) -> dict:
+    """Shards, replicas and write consistency of a new collection (the defaults: one of each)."""
+    return {
+        "shard_number": settings.qdrant_shards,
+        "replication_factor": settings.qdrant_replicas,
+        "write_consistency_factor": settings.qdrant_write_consistency,
+    }
+
+
+def _quantization(settings: Settings) -> qm.ScalarQuantization | None:
+    """int8 scalar quantisation kept in RAM (the float originals stay on disk for rescoring), or none."""
+    if settings.qdrant_quantization != "int8":
+        return None
+    return qm.ScalarQuantization(scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, always_ram=True))
+
+
 # -- the writers --------------------------------------------------------------------------------
 class QdrantWriter:
     """A full build: new collections, published by switching the alias.
@@ -1224,13 +1240,22 @@ class QdrantWriter:
         self._create()
 
     def _create(self) -> None:
-        dense = {"dense": qm.VectorParams(size=self.model.dim, distance=qm.Distance.COSINE)}
+        s = self.settings
+        on_disk = True if s.qdrant_quantization == "int8" else None  # the originals, for rescoring
+        dense = {"dense": qm.VectorParams(size=self.model.dim, distance=qm.Distance.COSINE, on_disk=on_disk)}
         sparse = {f: qm.SparseVectorParams(modifier=qm.Modifier.IDF) for f in FIELDS}
+        layout = _cluster_layout(s)
         self._created = [self.collection, self.meta]
         self.client(
-            "create_collection", self.collection, vectors_config=dense, sparse_vectors_config=sparse, metadata=self.info
+            "create_collection",
+            self.collection,
+            vectors_config=dense,
+            sparse_vectors_config=sparse,
+            metadata=self.info,
+            quantization_config=_quantization(s),
+            **layout,
         )
-        self.client("create_collection", self.meta, vectors_config={})
+        self.client("create_collection", self.meta, vectors_config={}, **layout)
         keyword, integer = qm.PayloadSchemaType.KEYWORD, qm.PayloadSchemaType.INTEGER
         for name in ("terms", "title_terms", "excerpt_terms", "provider_key", "topic_keys", "domains", "story"):
             self.client("create_payload_index", self.collection, name, field_schema=keyword)
@@ -1680,7 +1705,8 @@ class QdrantBackend:
         name = self.names.lock
         if not self.client("collection_exists", name):
             try:
-                self.client("create_collection", name, vectors_config={})
+                copies = self.settings.qdrant_replicas  # one shard, on as many nodes as the data
+                self.client("create_collection", name, vectors_config={}, replication_factor=copies)
             except SearchError:
                 if not self.client("collection_exists", name):
                     raise

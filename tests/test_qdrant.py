@@ -411,3 +411,38 @@ def test_an_interrupted_update_converges_when_run_again(tmp_path, embedder, arti
     assert _state(settings) == _state(rebuilt)
     last = Indexer(settings, embedder).index([article_dir], prune=True)
     assert (last.added, last.updated, last.removed, last.files_changed) == (0, 0, 0, 0)
+
+
+def test_a_build_asks_for_the_cluster_layout_and_quantisation_of_the_settings(settings, embedder, monkeypatch):
+    """Local mode ignores shards, replicas and quantisation, so what is checked is what the server is asked for."""
+    created = {}
+    real = qdrant._Client.__call__
+
+    def recorded(self, method, *args, **kwargs):
+        if method == "create_collection" and "-b" in args[0]:  # a build's collections, not the writer lock's
+            created[args[0]] = kwargs
+        return real(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(qdrant._Client, "__call__", recorded)
+    cluster = settings.with_overrides(
+        qdrant_shards=6, qdrant_replicas=2, qdrant_write_consistency=1, qdrant_quantization="int8"
+    )
+    Indexer(cluster, embedder).index([SEEDS])
+    articles = next(kw for name, kw in created.items() if not name.endswith("-meta"))
+    meta = next(kw for name, kw in created.items() if name.endswith("-meta"))
+    for kwargs in (articles, meta):
+        assert (kwargs["shard_number"], kwargs["replication_factor"], kwargs["write_consistency_factor"]) == (6, 2, 1)
+    assert articles["quantization_config"].scalar.type == "int8" and articles["vectors_config"]["dense"].on_disk
+    with SearchService(cluster, embedder) as svc:
+        assert svc.search("facial recognition").total > 0
+
+
+def test_cluster_settings_are_checked():
+    from search.config import Settings
+
+    with pytest.raises(ConfigError, match="qdrant_quantization"):
+        Settings().with_overrides(qdrant_quantization="pq")
+    with pytest.raises(ConfigError, match="must not exceed qdrant_replicas"):
+        Settings().with_overrides(qdrant_replicas=1, qdrant_write_consistency=2)
+    with pytest.raises(ConfigError, match="qdrant_shards"):
+        Settings().with_overrides(qdrant_shards=0)
