@@ -63,6 +63,7 @@ __all__ = [
     "context_days",
     "cosine_baseline",
     "link_probability",
+    "stories_from_pairs",
     "update_stories",
     "words",
 ]
@@ -311,6 +312,13 @@ def update_stories(
     return StoryAssignment(stories, examined=examined, recomputed=len(in_region))
 
 
+def stories_from_pairs(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig = DEFAULT) -> dict[str, str]:
+    """Stories of the whole ``corpus`` from its candidate pairs (``pair_features(corpus, config)``): what
+    ``assign_stories`` does once the pairs are featured. An evaluation trying several weights and
+    thresholds features the pairs once (the features do not depend on either)."""
+    return _recompute(corpus, config, np.arange(len(corpus.ids)), {}, {}, reserved=(), pairs=pairs)
+
+
 def cosine_baseline(
     articles: Sequence[StoryArticle], vectors: np.ndarray, threshold: float = 0.75, days: float = 7.0
 ) -> dict[str, str]:
@@ -359,6 +367,7 @@ def _recompute(
     fixed: Mapping[int, str],
     previous: Mapping[str, str],
     reserved: Collection[str] | None,
+    pairs: Pairs | None = None,
 ) -> dict[str, str]:
     """Stories of ``rows`` and of the fixed stories they join, named against ``previous``.
 
@@ -368,7 +377,9 @@ def _recompute(
     dated = rows[rows < corpus.dated]
     inside = np.zeros(len(corpus.ids), dtype=bool)
     inside[rows] = True
-    left, right, strength = linked(corpus, pair_features(corpus, config, dated), config)
+    if pairs is None:
+        pairs = pair_features(corpus, config, dated)
+    left, right, strength = linked(corpus, pairs, config)
     keep = inside[left] | inside[right]
     roots = cluster(corpus, (left[keep], right[keep], strength[keep]), config.max_span_days, fixed)
     groups: dict[int, list[int]] = {}

@@ -16,9 +16,11 @@ from search.stories import (
     candidate_features,
     context_days,
     cosine_baseline,
+    stories_from_pairs,
     update_stories,
     words,
 )
+from search.story_pairs import StoryCorpus, pair_features
 
 START = datetime(2020, 1, 1, 12, tzinfo=UTC)
 DIM = 64
@@ -258,3 +260,13 @@ def test_config_reports_its_rule():
     assert data["copy_cosine"] == 0.75
     assert set(data["weights"]) == {"intercept", "cosine", "days", "burst", "same_section", "other_section"}
     assert context_days() > DEFAULT.reach_days > DEFAULT.max_span_days
+
+
+def test_stories_from_featured_pairs_equal_a_full_assignment():
+    space = Space(7)
+    items, vectors = corpus(two_events(space))
+    built = StoryCorpus.build(items, vectors)
+    pairs = pair_features(built, DEFAULT)
+    assert stories_from_pairs(built, pairs, DEFAULT) == assign_stories(items, vectors).stories
+    strict = replace(DEFAULT, link_probability=0.999, copy_cosine=1.01)
+    assert stories_from_pairs(built, pairs, strict) == assign_stories(items, vectors, strict).stories
