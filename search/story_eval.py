@@ -253,7 +253,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, roun
 
 # -- cross-validation across gold sets ----------------------------------------------------------
 L2 = 0.1  # the pair model's L2 weight (chosen across the first two HuffPost months; bench/stories.py sweeps it)
-THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)  # the link thresholds a fit chooses from
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)  # the link thresholds a fit chooses from
 
 
 @dataclass
