@@ -1,15 +1,17 @@
 """Story detection: quality on the dev sets, with the cosine baseline beside it and cross-validated
-across the two HuffPost months, and the cost of assigning stories at 10k and of adding 1,000 to 9,000.
+across the HuffPost months, and the cost of assigning stories at 10k and of adding 1,000 to 9,000.
 
     python -m bench.run_all stories     # writes bench/results/stories.json
-    python -m bench.stories --fit       # refit the pair model on both HuffPost months; print its weights
+    python -m bench.stories --fit       # refit the pair model on all the HuffPost months; print it
 
 Quality: pairwise and B-cubed F1 against ../shared/eval/stories (copies across outlets) and
 eval/stories-huffpost (one outlet's updates; stories assigned over the whole huffpost-10k file,
-scored on each month). "shipped" uses the weights in search/stories.py, fitted on both months;
-"cross-validated" fits the same model on one month and scores it on the other, the figure that
-predicts an unseen month. Cost: ``assign_stories`` on huffpost-10k (and prefixes of it) and
-``update_stories`` adding its newest 1,000 articles to the oldest 9,000.
+scored on each month). "shipped" uses the weights and threshold in search/stories.py, fitted on
+all the months; "cross_validated" leaves one month out: the weights and the link threshold are
+fitted on the other months and the held-out month is scored, for each month in turn; pooled over
+the held-out months it is the figure that predicts an unlabelled month (the target row). Cost:
+``assign_stories`` on huffpost-10k (and prefixes of it) and ``update_stories`` adding its newest
+1,000 articles to the oldest 9,000.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,67 +29,34 @@ import numpy as np
 from bench.common import ROOT, Context, target, write_result
 from search.stories import DEFAULT, StoryConfig, assign_stories, cosine_baseline, update_stories
 from search.story_eval import (
-    article_vectors,
-    fit_logistic,
-    gold_grouping,
-    load_articles,
+    EvalSet,
+    FeaturedSets,
+    cross_validate,
+    eval_sets,
+    gold_pairs,
     load_golds,
-    pair_examples,
+    pooled,
     score,
 )
 
 SHARED_GOLD = ROOT.parent / "shared" / "eval" / "stories"
 MONTHS_GOLD = ROOT / "eval" / "stories-huffpost"
-L2 = 0.1  # chosen by cross-validation across the two months (see the "l2" sweep in the results)
-THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+L2_SWEEP = (0.01, 1.0, 10.0)  # besides L2: the pooled cross-validated F1 of each
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INDEX_SECONDS_10K = 10_000 / 386.6  # README: indexing 10k articles end to end ran at 386.6 articles/s
 
 
-@dataclass
-class DevSet:
-    name: str
-    articles: list
-    vectors: np.ndarray
-    gold: dict[str, str]  # article id -> gold story, the scored articles only
-
-
 def load_dev_sets(embedder, cache: Path, shared: Path = SHARED_GOLD, months: Path = MONTHS_GOLD) -> dict:
     """The shared grouping and each HuffPost month, with their corpora embedded (cached in ``cache``)."""
-    out: dict[str, DevSet] = {}
-    corpora: dict[Path, tuple[list, np.ndarray]] = {}
-    for gold in load_golds(shared) + load_golds(months):
-        if gold.corpus not in corpora:
-            articles = load_articles(gold.corpus)
-            corpora[gold.corpus] = (articles, article_vectors(articles, embedder, cache))
-        articles, vectors = corpora[gold.corpus]
-        scope = load_articles(gold.corpus, gold.published) if gold.published else articles
-        out[gold.name] = DevSet(gold.name, articles, vectors, gold_grouping(gold, scope))
-    return out
+    return {s.name: s for s in eval_sets(load_golds(shared) + load_golds(months), embedder, cache)}
 
 
-def months_of(sets: dict[str, DevSet], months: Path = MONTHS_GOLD) -> list[str]:
+def months_of(sets: dict[str, EvalSet], months: Path = MONTHS_GOLD) -> list[str]:
     return [g.name for g in load_golds(months) if g.name in sets]
 
 
-def pooled(sets: Sequence[DevSet], predictions: Sequence[dict[str, str]]) -> dict:
-    """Scores over the union of several gold sets (labels kept apart per set)."""
-    gold, pred = {}, {}
-    for k, (s, p) in enumerate(zip(sets, predictions, strict=True)):
-        gold.update({a: f"{k}:{g}" for a, g in s.gold.items()})
-        pred.update({a: f"{k}:{p.get(a, a)}" for a in s.gold})
-    return score(pred, gold)
-
-
-def fit(sets: Sequence[DevSet], config: StoryConfig, l2: float = L2) -> tuple[float, ...]:
-    examples = [pair_examples(s.articles, s.vectors, s.gold, config) for s in sets]
-    features = np.vstack([e[0] for e in examples])
-    labels = np.concatenate([e[1] for e in examples])
-    return fit_logistic(features, labels, l2)
-
-
-def quality(sets: dict[str, DevSet], months: list[str], config: StoryConfig = DEFAULT) -> dict:
-    """Shipped model and cosine baseline on every set; the months also one by one and pooled."""
+def quality(sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT) -> dict:
+    """Shipped model and cosine baseline on every set; the months also pooled."""
     out: dict = {"config": config.to_dict(), "sets": {}}
     shipped, baseline = {}, {}
     for name, s in sets.items():
@@ -98,7 +66,7 @@ def quality(sets: dict[str, DevSet], months: list[str], config: StoryConfig = DE
         baseline[name] = cosine_baseline(s.articles, s.vectors)
         out["sets"][name] = {
             "scored_articles": len(s.gold),
-            "gold_pairs": _pairs(s.gold),
+            "gold_pairs": gold_pairs(s.gold),
             "stories": {**score(shipped[name], s.gold), "seconds": round(seconds, 2)},
             "cosine_baseline": score(baseline[name], s.gold),
         }
@@ -111,60 +79,15 @@ def quality(sets: dict[str, DevSet], months: list[str], config: StoryConfig = DE
     return out
 
 
-def _pairs(gold: dict[str, str]) -> int:
-    sizes: dict[str, int] = {}
-    for g in gold.values():
-        sizes[g] = sizes.get(g, 0) + 1
-    return sum(n * (n - 1) // 2 for n in sizes.values())
-
-
-def cross_validate(
-    sets: dict[str, DevSet],
-    months: list[str],
-    config: StoryConfig = DEFAULT,
-    l2: float = L2,
-    thresholds: Sequence[float] = THRESHOLDS,
-) -> dict:
-    """Fit on every month but one, score on that one, for each threshold; pooled over the held-out months."""
-    weights = {m: fit([sets[o] for o in months if o != m], config, l2) for m in months}
-    table = {}
-    for threshold in thresholds:
-        preds = {}
-        for m in months:
-            held_out = replace(config, weights=weights[m], link_probability=threshold)
-            preds[m] = assign_stories(sets[m].articles, sets[m].vectors, held_out).stories
-        table[str(threshold)] = {
-            **{m: score(preds[m], sets[m].gold) for m in months},
-            "pooled": pooled([sets[m] for m in months], [preds[m] for m in months]),
-        }
-    nested = _nested(sets, months, config, weights, table) if len(months) > 1 else {}
-    return {
-        "l2": l2,
-        "weights": {m: [round(w, 4) for w in weights[m]] for m in months},
-        "by_threshold": table,
-        "nested": nested,
+def cross_validated(sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT) -> dict:
+    """Leave one month out (weights and threshold fitted on the others), and the pooled figure under other L2s."""
+    held = [sets[m] for m in months]
+    featured = FeaturedSets(held, config)
+    out = cross_validate(held, config, featured=featured)
+    out["l2_sweep"] = {
+        str(l2): cross_validate(held, config, l2=l2, featured=featured)["pooled"]["stories"] for l2 in L2_SWEEP
     }
-
-
-def _nested(sets: dict[str, DevSet], months: list[str], config: StoryConfig, weights: dict, table: dict) -> dict:
-    """The threshold too chosen on the training months (by their pooled pairwise F1 under the held-out month's
-    weights), then the held-out month scored: nothing about a month is tuned on that month."""
-    chosen, preds = {}, {}
-    for m in months:
-        training = [o for o in months if o != m]
-        scores = {}
-        for threshold in THRESHOLDS:
-            fitted = replace(config, weights=weights[m], link_probability=threshold)
-            runs = [assign_stories(sets[o].articles, sets[o].vectors, fitted).stories for o in training]
-            scores[threshold] = pooled([sets[o] for o in training], runs)["pairwise"]["f1"]
-        chosen[m] = max(THRESHOLDS, key=lambda t: (scores[t], -abs(t - 0.5)))
-        held_out = replace(config, weights=weights[m], link_probability=chosen[m])
-        preds[m] = assign_stories(sets[m].articles, sets[m].vectors, held_out).stories
-    return {
-        "thresholds": chosen,
-        **{m: score(preds[m], sets[m].gold) for m in months},
-        "pooled": pooled([sets[m] for m in months], [preds[m] for m in months]),
-    }
+    return out
 
 
 # -- cost -------------------------------------------------------------------------------------
@@ -224,13 +147,7 @@ def bench_stories(ctx: Context, shared: Path = SHARED_GOLD, months_gold: Path = 
     sets = load_dev_sets(embedder, ctx.work / "stories", shared, months_gold)
     months = months_of(sets, months_gold)
     figures = {"embedder": embedder.model_id, "quality": quality(sets, months)}
-    figures["cross_validated"] = cross_validate(sets, months) if len(months) > 1 else {}
-    shipped = DEFAULT.link_probability
-    figures["l2_sweep"] = {
-        str(l2): cross_validate(sets, months, l2=l2, thresholds=(shipped,))["by_threshold"][str(shipped)]["pooled"]
-        for l2 in (0.01, 1.0, 10.0)
-        if len(months) > 1
-    }
+    figures["cross_validated"] = cross_validated(sets, months) if len(months) > 1 else {}
     corpus = sets[months[0]] if months else next(iter(sets.values()))
     figures["cost"] = cost(corpus.articles, corpus.vectors, added=min(1000, len(corpus.articles) // 5))
     write_result(ctx, "stories", figures, _targets(figures, shared.name, months), started)
@@ -246,12 +163,12 @@ def _targets(figures: dict, shared: str, months: list[str]) -> list[dict]:
             continue
         rows.append(target(f"Stories, {name}: pairwise F1", s["stories"]["pairwise"]["f1"], 0.97, "", command, ">="))
         rows.append(target(f"Stories, {name}: B-cubed F1", s["stories"]["bcubed"]["f1"], 0.97, "", command, ">="))
-    cv = figures.get("cross_validated", {}).get("by_threshold", {}).get(str(DEFAULT.link_probability))
+    cv = figures.get("cross_validated")
     if cv:
         rows.append(
             target(
-                "Stories, HuffPost months (one outlet's updates), cross-validated: pairwise F1",
-                cv["pooled"]["pairwise"]["f1"],
+                f"Stories, {len(months)} HuffPost months (one outlet's updates), leave one month out: pairwise F1",
+                cv["pooled"]["stories"]["pairwise"]["f1"],
                 0.65,
                 "",
                 command,
@@ -276,16 +193,20 @@ def main(argv: list[str] | None = None) -> None:
     from search.embedding import load_embedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fit", action="store_true", help="fit the pair model on both months and print it")
+    parser.add_argument("--fit", action="store_true", help="fit the pair model on all the months and print it")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "work" / "stories")
     args = parser.parse_args(argv)
     if not args.fit:
         parser.error("run the benchmark with `python -m bench.run_all stories`; this entry point only has --fit")
     embedder = load_embedder(os.environ.get("SEARCH_INDEX_EMBEDDER", "onnx-int8"), None, None, threads=1)
     sets = load_dev_sets(embedder, args.cache)
-    weights = fit([sets[m] for m in months_of(sets)], DEFAULT)
+    months = [sets[m] for m in months_of(sets)]
+    featured = FeaturedSets(months)
+    weights = featured.fit(months)
+    threshold, f1 = featured.choose_threshold(months, weights)
     print("PAIR_WEIGHTS = (" + ", ".join(f"{w:.3f}" for w in weights) + ")")
-    print("shipped        " + ", ".join(f"{w:.3f}" for w in DEFAULT.weights))
+    print(f"link_probability = {threshold}  (pooled pairwise F1 on the months it was fitted on: {f1[threshold]:.3f})")
+    print("shipped        " + ", ".join(f"{w:.3f}" for w in DEFAULT.weights) + f"; {DEFAULT.link_probability}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ range are in scope). Every article in scope that no story lists is a story of it
 
 The corpus is read as the indexer reads it (``search.loader`` then ``search.merge``) and embedded
 the way the indexer embeds it: each text on its own ONNX call, so the vectors match an index's.
+
+``cross_validate`` leaves each gold set out in turn: the pair model's weights and its link
+threshold are fitted on the other sets and the left-out one is scored (``bench/stories.py`` runs
+it over the HuffPost months; its pooled pairwise F1 is the figure to expect on an unlabelled month).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -27,7 +31,15 @@ from search.errors import ConfigError
 from search.loader import Record, iter_article_files, load_file
 from search.merge import merge_records
 from search.models import Article
-from search.stories import DEFAULT, StoryConfig, assign_stories, candidate_features, cosine_baseline
+from search.stories import (
+    DEFAULT,
+    StoryConfig,
+    assign_stories,
+    candidate_features,
+    cosine_baseline,
+    stories_from_pairs,
+)
+from search.story_pairs import Pairs, StoryCorpus, pair_features
 from search.urls import canonical_url
 
 CACHE_FILE = Path("cache") / "embeddings.sqlite"  # where an index keeps its embedding cache
@@ -241,6 +253,169 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, roun
         if np.max(np.abs(step)) < 1e-9:
             break
     return tuple(float(v) for v in w)
+
+
+# -- cross-validation across gold sets ----------------------------------------------------------
+L2 = 0.1  # the pair model's L2 weight (chosen across the first two HuffPost months; bench/stories.py sweeps it)
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)  # the link thresholds a fit chooses from
+
+
+@dataclass
+class EvalSet:
+    """One gold grouping ready to score: its whole corpus (stories are assigned over all of it, as an
+    index would) and the gold story of each scored article."""
+
+    name: str
+    corpus: str  # sets with the same corpus share its articles and vectors
+    articles: list[Article]
+    vectors: np.ndarray
+    gold: dict[str, str]  # article id -> gold story, the scored articles only
+
+
+def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None = None) -> list[EvalSet]:
+    """The gold groupings with their corpora loaded and embedded (each corpus once)."""
+    corpora: dict[Path, tuple[list[Article], np.ndarray]] = {}
+    out = []
+    for gold in golds:
+        if gold.corpus not in corpora:
+            articles = load_articles(gold.corpus)
+            corpora[gold.corpus] = (articles, article_vectors(articles, embedder, cache_dir))
+        articles, vectors = corpora[gold.corpus]
+        scope = articles if gold.published is None else _published_in(articles, gold.published)
+        out.append(EvalSet(gold.name, str(gold.corpus), articles, vectors, gold_grouping(gold, scope)))
+    return out
+
+
+class FeaturedSets:
+    """The candidate pairs of each corpus of some sets, featured once: fitting and predicting under many
+    weights and thresholds then costs a logistic and a clustering per corpus, not a new featurisation."""
+
+    def __init__(self, sets: Sequence[EvalSet], config: StoryConfig = DEFAULT):
+        self.sets = list(sets)
+        self.config = config
+        self.corpora: dict[str, tuple[StoryCorpus, Pairs]] = {}
+        for s in self.sets:
+            if s.corpus not in self.corpora:
+                corpus = StoryCorpus.build(s.articles, s.vectors)
+                self.corpora[s.corpus] = (corpus, pair_features(corpus, config))
+
+    def examples(self, s: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels (1: one gold story) of the candidate pairs whose two articles ``s`` scores."""
+        corpus, pairs = self.corpora[s.corpus]
+        ids = corpus.ids
+        left = [ids[i] for i in pairs.left.tolist()]
+        right = [ids[j] for j in pairs.right.tolist()]
+        keep = [k for k, (a, b) in enumerate(zip(left, right, strict=True)) if a in s.gold and b in s.gold]
+        labels = np.array([s.gold[left[k]] == s.gold[right[k]] for k in keep], dtype=np.float64)
+        return pairs.features[keep], labels
+
+    def fit(self, training: Sequence[EvalSet], l2: float = L2) -> tuple[float, ...]:
+        examples = [self.examples(s) for s in training]
+        return fit_logistic(np.vstack([e[0] for e in examples]), np.concatenate([e[1] for e in examples]), l2)
+
+    def predict(self, weights: Sequence[float], threshold: float) -> dict[str, dict[str, str]]:
+        """corpus -> the stories of its articles under the pair model ``weights`` and link ``threshold``."""
+        config = replace(self.config, weights=tuple(weights), link_probability=threshold)
+        return {key: stories_from_pairs(corpus, pairs, config) for key, (corpus, pairs) in self.corpora.items()}
+
+    def choose_threshold(
+        self, training: Sequence[EvalSet], weights: Sequence[float], thresholds: Sequence[float] = THRESHOLDS
+    ) -> tuple[float, dict[float, float]]:
+        """The threshold with the best pooled pairwise F1 on ``training`` (ties: nearest the configured one),
+        and that F1 for every threshold."""
+        f1 = {}
+        for t in thresholds:
+            predicted = self.predict(weights, t)
+            f1[t] = pooled(training, [predicted[s.corpus] for s in training])["pairwise"]["f1"]
+        best = max(thresholds, key=lambda t: (f1[t], -abs(t - self.config.link_probability)))
+        return best, f1
+
+
+def pooled(sets: Sequence[EvalSet], predictions: Sequence[Mapping[str, str]]) -> dict:
+    """Scores over the union of several gold sets (each set's stories kept apart from the others')."""
+    gold, predicted = {}, {}
+    for k, (s, p) in enumerate(zip(sets, predictions, strict=True)):
+        gold.update({a: f"{k}:{g}" for a, g in s.gold.items()})
+        predicted.update({a: f"{k}:{p.get(a, a)}" for a in s.gold})
+    return score(predicted, gold)
+
+
+def cross_validate(
+    sets: Sequence[EvalSet],
+    config: StoryConfig = DEFAULT,
+    l2: float = L2,
+    thresholds: Sequence[float] = THRESHOLDS,
+    featured: FeaturedSets | None = None,
+) -> dict:
+    """Leave one set out: fit the pair model's weights on the others, choose the link threshold on the
+    others, score the held-out set. Nothing about a set is fitted on that set, so the pooled figure is
+    what to expect on an unlabelled month. The cosine baseline is scored beside it, set by set."""
+    if len(sets) < 2:
+        raise ConfigError("cross-validation needs two gold sets or more")
+    featured = featured or FeaturedSets(sets, config)
+    baseline = {s.corpus: cosine_baseline(s.articles, s.vectors) for s in sets}
+    held: dict[str, dict] = {}
+    chosen_predictions, fixed_predictions = [], {t: [] for t in thresholds}
+    for s in sets:
+        training = [o for o in sets if o is not s]
+        weights = featured.fit(training, l2)
+        threshold, training_f1 = featured.choose_threshold(training, weights, thresholds)
+        by_threshold = {t: featured.predict(weights, t)[s.corpus] for t in thresholds}
+        chosen_predictions.append(by_threshold[threshold])
+        for t in thresholds:
+            fixed_predictions[t].append(by_threshold[t])
+        held[s.name] = {
+            "weights": [round(w, 4) for w in weights],
+            "threshold": threshold,
+            "training_f1": {str(t): round(f, 4) for t, f in training_f1.items()},
+            "scored_articles": len(s.gold),
+            "gold_pairs": gold_pairs(s.gold),
+            "stories": score(by_threshold[threshold], s.gold),
+            "cosine_baseline": score(baseline[s.corpus], s.gold),
+        }
+    return {
+        "l2": l2,
+        "thresholds": list(thresholds),
+        "held_out": held,
+        "pooled": {
+            "stories": pooled(sets, chosen_predictions),
+            "cosine_baseline": pooled(sets, [baseline[s.corpus] for s in sets]),
+        },
+        "fixed_threshold": {str(t): pooled(sets, p) for t, p in fixed_predictions.items()},
+    }
+
+
+def gold_pairs(gold: Mapping[str, str]) -> int:
+    """Pairs of articles in one gold story."""
+    sizes = Counter(gold.values())
+    return sum(n * (n - 1) // 2 for n in sizes.values())
+
+
+def format_cross_validation(result: dict) -> str:
+    """A plain-text table of ``cross_validate``: each held-out set, then all of them pooled."""
+    lines = [
+        f"leave one set out (weights and threshold fitted on the others; L2 {result['l2']})",
+        f"{'held out':<20}{'pairs':>6}{'thr':>6}{'pair F1':>9}{'B3 F1':>8}{'cosine pair F1':>16}{'cosine B3 F1':>14}",
+    ]
+    rows = [
+        (name, h["gold_pairs"], f"{h['threshold']:.2f}", h["stories"], h["cosine_baseline"])
+        for name, h in result["held_out"].items()
+    ]
+    rows.append(
+        (
+            "pooled",
+            sum(h["gold_pairs"] for h in result["held_out"].values()),
+            "",
+            result["pooled"]["stories"],
+            result["pooled"]["cosine_baseline"],
+        )
+    )
+    for name, pairs, threshold, m, c in rows:
+        lines.append(
+            f"{name:<20}{pairs:>6}{threshold:>6}{m['pairwise']['f1']:>9.3f}{m['bcubed']['f1']:>8.3f}"
+            f"{c['pairwise']['f1']:>16.3f}{c['bcubed']['f1']:>14.3f}"
+        )
+    return "\n".join(lines)
 
 
 # -- the evaluation -----------------------------------------------------------------------------

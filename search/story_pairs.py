@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from search.stories import StoryArticle, StoryConfig
 
 DAY = 86400.0
-PAIR_FEATURES = ("cosine", "days", "burst", "same_section", "other_section")
+PAIR_FEATURES = ("cosine", "days", "burst", "same_section", "other_section", "rarest")
 
 
 # -- words --------------------------------------------------------------------------------------
@@ -115,15 +115,32 @@ class StoryCorpus:
         )
 
 
-# -- burst weights ------------------------------------------------------------------------------
+# -- word weights: burst and rarity ------------------------------------------------------------
+@dataclass(frozen=True)
+class WordWeights:
+    """The burst and the rarity of each word of some rows: ``at[row][word]`` indexes ``burst`` and ``rarity``."""
+
+    at: dict[int, dict[int, int]]
+    burst: list[float]
+    rarity: list[float]
+
+
 def burst_weights(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray) -> dict[int, dict[int, float]]:
     """For each dated row of ``rows``: word -> max(0, log(share of the articles within ``burst_days`` of it
     that hold the word / share of the articles within ``background_days`` that do))."""
+    weights = word_weights(corpus, config, rows)
+    return {r: {w: weights.burst[k] for w, k in at.items()} for r, at in weights.at.items()}
+
+
+def word_weights(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray) -> WordWeights:
+    """Burst (as in ``burst_weights``) and rarity of each word of each dated row of ``rows``. The rarity is
+    log(articles within ``rarity_days`` / those of them holding the word): an inverse document frequency
+    measured around the article, so an update that passes the articles of ``context_days`` sees a rebuild's."""
     n = corpus.dated
     if n == 0 or len(rows) == 0:
-        return {}
+        return WordWeights({}, [], [])
     day0 = corpus.days[0]
-    span = float(corpus.days[n - 1] - day0) + 4 * config.background_days + 1.0
+    span = float(corpus.days[n - 1] - day0) + 4 * max(config.background_days, config.rarity_days) + 1.0
     keys = np.sort(corpus.occ_word * span + (corpus.days[corpus.occ_row] - day0))
     wanted = np.zeros(n, dtype=bool)
     wanted[rows[rows < n]] = True
@@ -138,12 +155,17 @@ def burst_weights(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray) ->
         total = np.searchsorted(days, at + after, side="right") - np.searchsorted(days, at - before, side="left")
         return holding / np.maximum(total, 1)
 
-    near = share(config.burst_days, config.burst_days)
-    weight = np.maximum(np.log(near / share(config.background_days, config.background_days)), 0.0)
-    out: dict[int, dict[int, float]] = {}
-    for r, w, x in zip(occ_row.tolist(), occ_word.tolist(), weight.tolist(), strict=True):
-        out.setdefault(r, {})[w] = x
-    return out
+    background = share(config.background_days, config.background_days)
+    burst = np.maximum(np.log(share(config.burst_days, config.burst_days) / background), 0.0)
+    rarity = -np.log(share(config.rarity_days, config.rarity_days))
+    present, starts = np.unique(occ_row, return_index=True)  # occ_row is sorted: each row's words are a run
+    ends = np.append(starts[1:], len(occ_row))
+    word_list = occ_word.tolist()
+    index = {
+        r: dict(zip(word_list[s:e], range(s, e), strict=True))
+        for r, s, e in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True)
+    }
+    return WordWeights(index, burst.tolist(), rarity.tolist())
 
 
 # -- candidate pairs and their features ----------------------------------------------------------
@@ -164,6 +186,7 @@ class Pairs:
         return self.features[:, 1]
 
 
+_NONE: dict[int, int] = {}  # the words of a row without any
 _BLOCK = 64  # rows compared at once: small blocks keep each block's time window narrow
 
 
@@ -220,18 +243,21 @@ def _candidate_pairs(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray 
 
 
 def pair_features(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray | None = None) -> Pairs:
-    """Candidate pairs with cosine, days apart, burst of shared words, same section, other section."""
+    """Candidate pairs with cosine, days apart, burst of shared words, same section, other section, and the
+    rarity of the rarest word they share."""
     left, right, sim = candidate_pairs(corpus, config, rows)
-    weights = burst_weights(corpus, config, np.unique(np.concatenate([left, right])))
+    weights = word_weights(corpus, config, np.unique(np.concatenate([left, right])))
+    at, bursts, rarity = weights.at, weights.burst, weights.rarity
     feats = np.zeros((len(left), len(PAIR_FEATURES)), dtype=np.float64)
     feats[:, 0] = sim
     feats[:, 1] = np.abs(corpus.days[left] - corpus.days[right])
     burst, topics = feats[:, 2], corpus.topics
     for p, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
-        wi, wj = weights[i], weights[j]
+        wi, wj = at.get(i, _NONE), at.get(j, _NONE)
         shared = wi.keys() & wj.keys()
         if shared:
-            burst[p] = sum(wi[w] + wj[w] for w in shared) / 2
+            burst[p] = sum(bursts[wi[w]] + bursts[wj[w]] for w in shared) / 2
+            feats[p, 5] = max(rarity[wi[w]] + rarity[wj[w]] for w in shared) / 2
         if topics[i] and topics[j]:
             feats[p, 3 if topics[i] & topics[j] else 4] = 1.0
     return Pairs(left, right, feats)

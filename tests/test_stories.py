@@ -16,9 +16,11 @@ from search.stories import (
     candidate_features,
     context_days,
     cosine_baseline,
+    stories_from_pairs,
     update_stories,
     words,
 )
+from search.story_pairs import StoryCorpus, pair_features
 
 START = datetime(2020, 1, 1, 12, tzinfo=UTC)
 DIM = 64
@@ -121,7 +123,7 @@ def test_an_undated_article_is_a_story_of_its_own():
 
 def test_updates_sharing_bursty_words_join_but_a_recurring_name_does_not():
     space = Space(1)
-    rows = background(space)
+    rows = background(space, every=0.25)  # four articles a day, about HuffPost's rate: words are rare against it
     event = [
         ("e1", "Hurricane Dorian nears the Bahamas", 100),
         ("e2", "Dorian death toll in Bahamas rises as Abaco floods", 102),
@@ -159,7 +161,7 @@ def test_candidates_grow_with_the_corpus_not_its_square():
     config = replace(DEFAULT, neighbours=5)
     pairs, features = candidate_features(items, vectors, config)
     assert len(pairs) <= 600 * 5
-    assert features.shape == (len(pairs), 5)
+    assert features.shape == (len(pairs), 6)
     assert all(f[1] <= config.window_days for f in features)
 
 
@@ -256,5 +258,15 @@ def test_update_needs_the_changed_articles():
 def test_config_reports_its_rule():
     data = StoryConfig().to_dict()
     assert data["copy_cosine"] == 0.75
-    assert set(data["weights"]) == {"intercept", "cosine", "days", "burst", "same_section", "other_section"}
+    assert set(data["weights"]) == {"intercept", "cosine", "days", "burst", "same_section", "other_section", "rarest"}
     assert context_days() > DEFAULT.reach_days > DEFAULT.max_span_days
+
+
+def test_stories_from_featured_pairs_equal_a_full_assignment():
+    space = Space(7)
+    items, vectors = corpus(two_events(space))
+    built = StoryCorpus.build(items, vectors)
+    pairs = pair_features(built, DEFAULT)
+    assert stories_from_pairs(built, pairs, DEFAULT) == assign_stories(items, vectors).stories
+    strict = replace(DEFAULT, link_probability=0.999, copy_cosine=1.01)
+    assert stories_from_pairs(built, pairs, strict) == assign_stories(items, vectors, strict).stories

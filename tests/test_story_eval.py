@@ -13,18 +13,26 @@ from conftest import CORPUS, SHARED, shared_or_skip
 from search.cli import main
 from search.embedding import HashEmbedder
 from search.errors import ConfigError
-from search.stories import DEFAULT
+from search.stories import DEFAULT, assign_stories, cosine_baseline
 from search.story_eval import (
+    L2,
+    FeaturedSets,
     article_vectors,
+    cross_validate,
+    eval_sets,
     fit_logistic,
+    format_cross_validation,
     format_stories,
     gold_grouping,
+    gold_pairs,
     is_story_gold,
     load_articles,
     load_gold,
     load_golds,
     pair_examples,
+    pooled,
     run_stories,
+    score,
 )
 
 STORY_URLS = ["https://a.example/zoox-tesla", "https://b.example/zoox-tesla", "https://c.example/zoox"]
@@ -150,7 +158,7 @@ def test_pair_examples_and_the_logistic_fit(tiny, tmp_path):
     vectors = article_vectors(articles, HashEmbedder())
     gold = gold_grouping(load_gold(tiny), articles)
     features, labels = pair_examples(articles, vectors, gold, DEFAULT)
-    assert features.shape[1] == 5 and set(labels) <= {0.0, 1.0} and labels.sum() >= 1
+    assert features.shape[1] == 6 and set(labels) <= {0.0, 1.0} and labels.sum() >= 1
     # one feature, labels 1 above 0.5: the fitted boundary sits near 0.5 and the weight is positive
     x = np.linspace(0, 1, 201)[:, None]
     y = (x[:, 0] > 0.5) ^ (np.arange(201) % 10 == 0)  # a little noise
@@ -206,9 +214,90 @@ def test_the_huffpost_months_match_their_corpus():
     from conftest import ROOT
 
     golds = load_golds(ROOT / "eval" / "stories-huffpost")
-    assert [g.name for g in golds] == ["huffpost-2018-10", "huffpost-2019-09"]
+    assert [g.name for g in golds] == ["huffpost-2018-10", "huffpost-2019-09", "huffpost-2020-08", "huffpost-2021-04"]
     shared_or_skip(golds[0].corpus)
     articles = load_articles(golds[0].corpus)
     for gold in golds:
         scope = [a for a in articles if gold.published[0] <= a.published.date() <= gold.published[1]]
         assert len(gold_grouping(gold, scope)) == gold.articles
+
+
+# -- cross-validation across gold sets ----------------------------------------------------------
+@pytest.fixture
+def three_months(tmp_path):
+    """One outlet, three months: in each a three-part storm story (shared words, days apart) among fillers."""
+    rows = []
+    for month in (7, 8, 9):
+        for n in range(20):
+            storm = n in (3, 5, 7)
+            title = f"Hurricane Storm{month} floods the coast, day {n}" if storm else f"Filler{month}x{n} item{n}"
+            rows.append((f"https://outlet.example/{month}/{n}", title, f"2019-{month:02d}-{n + 1:02d}", "Outlet"))
+    write_corpus(tmp_path / "corpus", rows)
+    folder = tmp_path / "months"
+    folder.mkdir()
+    for month in (7, 8, 9):
+        (folder / f"m{month}.json").write_text(
+            json.dumps(
+                {
+                    "corpus": "../corpus",
+                    "published": {"from": f"2019-{month:02d}-01", "to": f"2019-{month:02d}-30"},
+                    "stories": [[f"https://outlet.example/{month}/{n}" for n in (3, 5, 7)]],
+                }
+            )
+        )
+    return eval_sets(load_golds(folder), HashEmbedder())
+
+
+def test_eval_sets_share_one_corpus_and_score_their_month(three_months):
+    assert [s.name for s in three_months] == ["m7", "m8", "m9"]
+    assert len({id(s.articles) for s in three_months}) == 1 and len(three_months[0].articles) == 60
+    assert [len(s.gold) for s in three_months] == [20, 20, 20]
+    assert [gold_pairs(s.gold) for s in three_months] == [3, 3, 3]
+
+
+def test_featured_examples_and_predictions_match_the_plain_path(three_months):
+    featured = FeaturedSets(three_months)
+    s = three_months[1]
+    features, labels = featured.examples(s)
+    plain_features, plain_labels = pair_examples(s.articles, s.vectors, s.gold, DEFAULT)
+    np.testing.assert_array_equal(labels, plain_labels)
+    np.testing.assert_allclose(features, plain_features)
+    predicted = featured.predict(DEFAULT.weights, DEFAULT.link_probability)[s.corpus]
+    assert predicted == assign_stories(s.articles, s.vectors).stories
+
+
+def test_leave_one_out_fits_on_the_other_sets_only(three_months):
+    featured = FeaturedSets(three_months)
+    result = cross_validate(three_months, featured=featured, thresholds=(0.2, 0.5, 0.8))
+    assert list(result["held_out"]) == ["m7", "m8", "m9"]
+    for s in three_months:
+        others = [o for o in three_months if o is not s]
+        examples = [pair_examples(o.articles, o.vectors, o.gold, DEFAULT) for o in others]
+        expected = fit_logistic(np.vstack([e[0] for e in examples]), np.concatenate([e[1] for e in examples]), L2)
+        held = result["held_out"][s.name]
+        np.testing.assert_allclose(held["weights"], expected, atol=1e-4)
+        # the threshold is the training sets' best; the held-out score is that threshold's
+        f1 = {float(t): v for t, v in held["training_f1"].items()}
+        assert f1[held["threshold"]] == max(f1.values())
+        predicted = featured.predict(expected, held["threshold"])[s.corpus]
+        assert held["stories"] == score(predicted, s.gold)
+        assert held["cosine_baseline"] == score(cosine_baseline(s.articles, s.vectors), s.gold)
+    # the storm stories share bursty words: held out, each month still finds its story
+    assert result["pooled"]["stories"]["pairwise"]["f1"] == 1.0
+    assert set(result["fixed_threshold"]) == {"0.2", "0.5", "0.8"}
+    text = format_cross_validation(result)
+    assert "m8" in text and text.splitlines()[-1].startswith("pooled")
+
+
+def test_pooled_scores_keep_each_sets_stories_apart(three_months):
+    a, b = three_months[:2]
+    everything_one = {x: "one" for x in list(a.gold) + list(b.gold)}
+    merged = pooled([a, b], [everything_one, everything_one])
+    pairs = gold_pairs(a.gold) + gold_pairs(b.gold)
+    assert merged["pairwise"]["recall"] == 1.0
+    assert merged["pairwise"]["precision"] == pytest.approx(pairs / (2 * 20 * 19 / 2), abs=1e-4)
+
+
+def test_cross_validation_needs_two_sets(three_months):
+    with pytest.raises(ConfigError, match="two gold sets"):
+        cross_validate(three_months[:1])

@@ -11,7 +11,7 @@ import pytest
 
 from search import story_pairs
 from search.stories import DEFAULT
-from search.story_pairs import StoryCorpus, burst_weights, candidate_pairs, pair_features
+from search.story_pairs import PAIR_FEATURES, StoryCorpus, burst_weights, candidate_pairs, pair_features, word_weights
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,29 @@ def test_a_word_of_two_days_is_bursty_and_a_daily_word_is_not():
     assert by_word["daily"] == 0.0  # in every article: the same share near and far
     late = {corpus.vocabulary[n]: w for n, w in burst_weights(corpus, DEFAULT, np.array([99]))[99].items()}
     assert late["filler99"] == pytest.approx(math.log((1 / 8) / (1 / 91)))  # the corpus ends: days 92-99, 9-99
+
+
+def test_rarity_is_the_inverse_document_frequency_around_the_article():
+    titles = [f"daily filler{k}" + (" dorian" if k in (10, 80) else "") for k in range(100)]
+    corpus = daily(titles)
+    near = word_weights(corpus, replace(DEFAULT, rarity_days=20), np.array([10]))
+    by_word = {corpus.vocabulary[w]: near.rarity[k] for w, k in near.at[10].items()}
+    assert by_word["daily"] == 0.0  # in every article
+    assert by_word["dorian"] == pytest.approx(math.log(31 / 1))  # days 0-30: 31 articles, one with the word
+    wide = word_weights(corpus, DEFAULT, np.array([10]))  # two years: the whole corpus
+    assert {corpus.vocabulary[w]: wide.rarity[k] for w, k in wide.at[10].items()}["dorian"] == pytest.approx(
+        math.log(100 / 2)
+    )
+
+
+def test_the_rarest_shared_word_is_a_feature_and_wordless_articles_are_paired_too():
+    corpus = daily(["Dorian storm daily", "Dorian storm daily", "the of and"] + [f"daily x{k}" for k in range(20)])
+    pairs = pair_features(corpus, replace(DEFAULT, min_cosine=-1.0))
+    rows = {(i, j): f for i, j, f in zip(pairs.left.tolist(), pairs.right.tolist(), pairs.features, strict=True)}
+    rarest = PAIR_FEATURES.index("rarest")
+    assert rows[(0, 1)][rarest] == pytest.approx(math.log(23 / 2))  # "dorian" and "storm": 2 of 23 articles
+    assert rows[(0, 3)][rarest] == pytest.approx(math.log(23 / 22))  # only "daily": in 22 of the 23
+    assert rows[(0, 2)][rarest] == 0.0 and rows[(0, 2)][2] == 0.0  # nothing shared with the stopwords-only title
 
 
 def test_candidates_stay_within_the_window_and_the_block_size_does_not_matter(monkeypatch):

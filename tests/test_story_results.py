@@ -10,6 +10,7 @@ from conftest import fake_settings
 from search.cli import main
 from search.indexer import Indexer
 from search.service import SearchService
+from search.stories import DEFAULT, context_days
 from search.urls import article_id
 
 STORY = (
@@ -120,15 +121,18 @@ def test_story_api_page_and_cli(service, tmp_path):
 def test_an_update_reexamines_only_the_articles_near_it_in_time(tmp_path, embedder):
     docs = tmp_path / "many"
     docs.mkdir()
-    for n in range(30):  # one article a month for 30 months
-        year, month = 2019 + n // 12, n % 12 + 1
+    months = 120
+    for n in range(months):  # one article a month for ten years
+        year, month = 2012 + n // 12, n % 12 + 1
         write(docs, f"m{n}", title=f"Monthly report number {n}", excerpt=f"Figures for month {n}.",
               url=f"https://m.example/{n}", date=f"{year}-{month:02d}-15", provider="Alpha News")  # fmt: skip
     settings = fake_settings(tmp_path / "ix")
     first = Indexer(settings, embedder).index([docs])
-    assert first.stories["articles"] == 30
+    assert first.stories["articles"] == months
     write(docs, "late", title="A late report", excerpt="Filed at the end.", url="https://m.example/late",
-          date="2021-06-20", provider="Alpha News")  # fmt: skip
+          date="2017-06-20", provider="Alpha News")  # fmt: skip
     update = Indexer(settings, embedder).index([docs])
     assert update.added == 1
-    assert update.stories["considered"] < 20  # only articles within the story context window of June 2021
+    within = 2 * context_days() / 30.4 + 2  # the months within the story context window of June 2017
+    assert update.stories["considered"] <= within < months
+    assert update.stories["examined"] <= 2 * DEFAULT.reach_days / 30.4 + 1  # re-examined: only nearer still
