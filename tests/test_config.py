@@ -21,6 +21,8 @@ def _other_value(name: str, default: object) -> object:
         return "rrf"
     if name == "backend":
         return "qdrant"
+    if name == "qdrant_quantization":
+        return "int8"
     if isinstance(default, float):
         return default / 2 if default else 0.5
     if isinstance(default, int):
@@ -32,6 +34,8 @@ def _other_value(name: str, default: object) -> object:
 def test_every_setting_reads_from_the_environment_and_the_file(name, tmp_path, monkeypatch):
     default = getattr(Settings(), name)
     value = _other_value(name, default)
+    if name == "qdrant_write_consistency":
+        monkeypatch.setenv("SEARCH_QDRANT_REPLICAS", str(value))  # it may not exceed the replicas
     monkeypatch.setenv(f"SEARCH_{name.upper()}", str(value))
     monkeypatch.chdir(tmp_path)  # no search.yaml here
     assert getattr(load_settings(), name) == value
