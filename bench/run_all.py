@@ -8,7 +8,8 @@ Benchmarks: format (Markdown vs JSON Lines loading), embed (index-time embedding
 throughput by threads and batch shape), index (targets 3, 4), cold (1), warm (2),
 serve (5), ready (start-up of serve, issue 12), scale (2, 5 and 6 at --scale),
 warm-scale (2 at --scale, on the index scale built), ann (6: FAISS index types),
-stories (issue 10: story detection quality on the dev sets and its cost at 10k).
+stories (issue 10: story detection quality on the dev sets and its cost at 10k),
+parallel (issue 13: two `embed --shard` workers plus one writer against one process, at --size).
 Run one at a time on a quiet machine: each records the load average it saw.
 """
 
@@ -27,6 +28,7 @@ from bench.common import CORPORA, RESULTS, WORK, Context, loadavg, parse_size, w
 def _benchmarks() -> dict[str, Callable[[Context], Path]]:
     from bench.ann import bench_ann
     from bench.indexing import bench_embed, bench_format, bench_index
+    from bench.parallel import bench_parallel
     from bench.query import bench_cold, bench_warm
     from bench.ready import bench_ready
     from bench.scale import bench_scale
@@ -45,10 +47,24 @@ def _benchmarks() -> dict[str, Callable[[Context], Path]]:
         "scale": bench_scale,
         "ann": bench_ann,
         "stories": bench_stories,
+        "parallel": bench_parallel,
     }
 
 
-NAMES = ("format", "embed", "index", "cold", "warm", "serve", "ready", "scale", "warm-scale", "ann", "stories")
+NAMES = (
+    "format",
+    "embed",
+    "index",
+    "cold",
+    "warm",
+    "serve",
+    "ready",
+    "scale",
+    "warm-scale",
+    "ann",
+    "stories",
+    "parallel",
+)
 
 
 def run(names: list[str], ctx: Context) -> list[Path]:

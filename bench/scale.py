@@ -76,6 +76,7 @@ def bench_scale(ctx: Context) -> Path:
         "build": built,
         "disk": disk(ix),
     }
+    figures["build_peak_rss_mb"] = memory_points(ctx, built)
     figures["warm"] = warm_figures(ctx, ix, max(ctx.queries // 2, 20))
     queries = make_queries(load_pool(ctx.source), ctx.serve_requests + 100, ctx.seed + 4)
     quick = Context(**{**ctx.__dict__, "serve_seconds": min(ctx.serve_seconds, 15)})
@@ -100,6 +101,7 @@ def bench_scale(ctx: Context) -> Path:
             figures["serve"]["command"],
         ),
     ]
+    targets.append(target(f"Indexing peak RSS at {n}", built["max_rss_mb"], 1024, "MB", built["command"]))
     if not reuse:  # a build from the embedding cache says nothing about indexing speed
         targets.append(
             target(
@@ -107,6 +109,24 @@ def bench_scale(ctx: Context) -> Path:
             )
         )
     return write_result(ctx, "scale", figures, targets, started)
+
+
+def memory_points(ctx: Context, built: dict) -> dict[str, dict]:
+    """Peak RSS of a first build at the headline size, half the scale and the scale (``built``): flat, or growing?"""
+    points = {}
+    for size in sorted({ctx.size, ctx.scale // 2} - {ctx.scale}):
+        corpus = build_corpus(size, "md", ctx.seed, ctx.corpora, ctx.source)
+        ix = index_dir(ctx, size, "md", "-mem")
+        shutil.rmtree(ix, ignore_errors=True)
+        points[str(size)] = _memory(summary(build(ctx, corpus, ix)))
+        shutil.rmtree(ix, ignore_errors=True)
+    points[str(ctx.scale)] = _memory(built)
+    return points
+
+
+def _memory(run: dict) -> dict:
+    keys = ("articles", "max_rss_mb", "embedded", "docs_per_second", "wall_s", "command", "loadavg_after")
+    return {k: run[k] for k in keys}
 
 
 def _small_point(ctx: Context) -> dict | None:

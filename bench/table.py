@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.common import RESULTS, ROOT
 
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
-ORDER = ("cold", "warm", "warm-scale", "index", "serve", "scale", "ann", "format")
+ORDER = ("cold", "warm", "warm-scale", "index", "serve", "scale", "parallel", "ann", "format")
 SECTION = """
 ## Performance
 

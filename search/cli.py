@@ -153,10 +153,29 @@ def main() -> None:
 @click.option(
     "--wait", type=float, default=0.0, show_default=True, metavar="SECONDS", help="Seconds to wait for another writer."
 )
+@click.option(
+    "--merge-cache",
+    "merge_cache",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="First copy in the vectors of an embedding cache that `embed --cache FILE` filled elsewhere. Repeatable.",
+)
 @json_option
 @_fail_cleanly
 def index_command(
-    paths, index_dir, backend, config_file, field_specs, stdin_format, strict, prune, rebuild, wait, as_json
+    paths,
+    index_dir,
+    backend,
+    config_file,
+    field_specs,
+    stdin_format,
+    strict,
+    prune,
+    rebuild,
+    wait,
+    merge_cache,
+    as_json,
 ):
     """Index news articles under PATHS ('-' reads standard input).
 
@@ -172,6 +191,12 @@ def index_command(
     if field_specs:
         fields = FieldMap(settings.fields).merged(FieldMap.parse(field_specs))
         settings = settings.with_overrides(fields=fields.explicit)
+    if merge_cache:
+        from search.shards import merge_caches
+
+        merged = merge_caches(settings, merge_cache)
+        if not as_json:
+            click.echo(f"Merged {merged} new vectors from {len(merge_cache)} embedding cache file(s).")
     bar = _ProgressBars(enabled=not as_json)
     stdin = click.open_file("-", "rb") if "-" in paths else None
     indexer = Indexer(settings)
@@ -190,6 +215,53 @@ def index_command(
         _print_json(report.to_dict())
         return
     _print_index_report(report, _where(settings, report.generation))
+
+
+@main.command("embed")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--shard", "shard_spec", default="1/1", show_default=True, metavar="I/N", help="Embed shard I of N.")
+@click.option(
+    "--cache",
+    "cache_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Embedding cache to fill; default: the index's own (index_dir/cache/embeddings.sqlite).",
+)
+@index_dir_option
+@config_option
+@click.option("--field", "field_specs", multiple=True, metavar="ARTICLE=SOURCE", help="As for index. Repeatable.")
+@json_option
+@_fail_cleanly
+def embed_command(paths, shard_spec, cache_file, index_dir, config_file, field_specs, as_json):
+    """Embed one shard of the articles under PATHS into the embedding cache, for a later `index`.
+
+    Parallel ingestion: run one `embed --shard I/N` per worker process or machine (N in all), then
+    one `index PATHS`, which finds every vector in the cache. An article's shard is a hash of its
+    URL. Workers take no writer lock and write no index; texts cached already are skipped.
+    """
+    from search.embedding import load_embedder
+    from search.mapping import FieldMap
+    from search.shards import Shard, embed_shard
+
+    shard = Shard.parse(shard_spec)
+    settings = _settings(config_file, index_dir=index_dir)
+    if field_specs:
+        fields = FieldMap(settings.fields).merged(FieldMap.parse(field_specs))
+        settings = settings.with_overrides(fields=fields.explicit)
+    model = (settings.model_path or None, settings.model_cache or None)
+    embedder = load_embedder(settings.index_embedder, *model, threads=1)  # one thread: a worker per core
+    bar = _ProgressBars(enabled=not as_json)
+    report = embed_shard(paths, shard, settings, embedder, cache_path=cache_file, progress=bar)
+    bar.close()
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    click.echo(
+        f"Shard {report.shard}: {report.articles} articles from {report.records} records in {report.files} files; "
+        f"embedded {report.embedded} texts ({report.cache_hits} cached already) into {report.cache} "
+        f"in {report.seconds:.2f}s; {report.skipped_count} bad file(s) or record(s) skipped."
+    )
 
 
 SHOWN_MESSAGES = 20

@@ -7,10 +7,9 @@ The new generation is built beside the live one and swapped in atomically.
 
 from __future__ import annotations
 
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,22 +21,24 @@ import numpy as np
 from search import generations as gen
 from search.backend import ModelInfo, Snapshot, Writer, make_backend
 from search.config import Settings
+from search.embed_pool import TASK, EmbedPool
 from search.errors import ArticleError, DiskFull, IndexCorrupt, SearchError, is_disk_full
 from search.keyword import KeywordIndex
-from search.loader import FileResult, Record
+from search.loader import Record
 from search.local_writer import check_consistent
 from search.mapping import FieldMap
 from search.merge import merge_records
-from search.models import Article
+from search.models import Article, embedded_text, text_digest
 from search.scan import Scan, scan_sources
-from search.store import ArticleStore, EmbeddingCache
+from search.store import ArticleStore, EmbeddingCache, UrlLog
 from search.stories import assign_stories, context_days, update_stories
 from search.urls import article_id
 from search.vectors import VectorIndex
 
 Progress = Callable[[str, int, int], None]
 EMBED_WORKERS = 2
-BATCH = 2_000  # articles merged, embedded and written together: memory does not grow with the corpus
+BATCH = 1_000  # articles merged, embedded and written together: memory does not grow with the corpus
+LOOKAHEAD = 2  # batches merged and sent to the embedding workers ahead of the one being written
 
 
 @dataclass
@@ -95,21 +96,6 @@ class Indexer:
             )
         return self._embedder
 
-    def _embed(self, texts: list[str], pool: ThreadPoolExecutor) -> np.ndarray:
-        """Vectors of ``texts``, one text per inference, split across EMBED_WORKERS threads.
-
-        One text per inference makes a vector depend on its text alone: dynamic int8
-        quantisation scales activations per batch, so batching would tie it to batch-mates
-        (cosine down to 0.990, nDCG@10 moving by 0.01 between identical builds). ONNX Runtime
-        releases the GIL, and single-threaded sessions side by side beat one two-threaded one.
-        """
-        parts = [texts[i::EMBED_WORKERS] for i in range(EMBED_WORKERS)]
-        done = list(pool.map(lambda part: self.embedder.embed(part, batch_size=1), parts))
-        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        for i, vectors in enumerate(done):
-            out[i::EMBED_WORKERS] = vectors
-        return out
-
     # -- public verbs ------------------------------------------------------------------------
     def index(
         self,
@@ -127,6 +113,8 @@ class Indexer:
 
         ArticleError when ``strict`` and anything was skipped, or when nothing could be indexed
         from an input that was not empty; an empty input builds nothing and says so in ``warnings``.
+        Sources are streamed into the new snapshot's ledger as they are read (a changed source
+        starts the build), so memory does not grow with the input.
         """
         started = time.perf_counter()
         report = IndexReport()
@@ -134,15 +122,25 @@ class Indexer:
         with _disk_full_reported(backend), backend.lock(wait):
             backend.prepare()
             live = None if rebuild else backend.live()
-            t0 = time.perf_counter()
-            scan = self._scan(paths, live, prune, progress, stdin, stdin_format)
-            report.stages["load"] = time.perf_counter() - t0
-            _report_scan(report, scan)
-            _check_usable(scan, strict)
-            if not scan.changed and not scan.removed:  # nothing to write
-                report.generation, report.articles = (live.version, live.articles) if live is not None else ("", 0)
-            else:
-                self._build(live, scan, report, progress)
+            known = backend.ledger(live) if live is not None else {}
+            scan = Scan()
+            fmap = FieldMap(self.settings.fields)
+            sources = scan_sources(
+                paths, known, fmap, scan, prune=prune, stdin=stdin, stdin_format=stdin_format, progress=progress
+            )
+            with _Build(self, live, report, progress) as build:
+                t0 = time.perf_counter()
+                for changed in sources:
+                    build.add_source(changed.key, changed.digest, changed.records)
+                for key in sorted(scan.removed):
+                    build.add_source(key, None, ())
+                report.stages["load"] = time.perf_counter() - t0
+                _report_scan(report, scan)
+                _check_usable(scan, strict)
+                if build.begun:
+                    build.finish()
+                else:  # nothing to write
+                    report.generation, report.articles = (live.version, live.articles) if live is not None else ("", 0)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -158,13 +156,14 @@ class Indexer:
         """Index records made in code (no files), as if they came from one source named ``source``."""
         started = time.perf_counter()
         report = IndexReport()
-        result = FileResult(source, records=list(records))
         backend = self.backend
         with _disk_full_reported(backend), backend.lock(wait):
             backend.prepare()
             live = None if rebuild else backend.live()
-            scan = Scan(changed={source: result}, digests={source: f"records:{time.time_ns()}"}, seen=1)
-            self._build(live, scan, report, progress)
+            with _Build(self, live, report, progress) as build:
+                build.add_source(source, f"records:{time.time_ns()}", records)
+                report.files_changed = 1
+                build.finish()
         report.files = 1
         report.seconds = time.perf_counter() - started
         return report
@@ -186,124 +185,163 @@ class Indexer:
             held = backend.held(live, ids)
             report.not_found = [i for i in ids if i not in held]
             if held:
-                self._build(live, Scan(), report, None, delete_ids=held)
+                with _Build(self, live, report, None, delete_ids=held) as build:
+                    build.finish()
             else:
                 report.generation, report.articles = live.version, live.articles
         report.seconds = time.perf_counter() - started
         return report
 
-    # -- scanning ----------------------------------------------------------------------------
-    def _scan(
-        self,
-        paths: Iterable[str | Path],
-        live: Snapshot | None,
-        prune: bool,
-        progress: Progress | None,
-        stdin: BinaryIO | None,
-        stdin_format: str,
-    ) -> Scan:
-        known = self.backend.ledger(live) if live is not None else {}
-        fmap = FieldMap(self.settings.fields)
-        return scan_sources(paths, known, fmap, prune=prune, stdin=stdin, stdin_format=stdin_format, progress=progress)
 
-    # -- building ----------------------------------------------------------------------------
-    def _build(
-        self,
-        live: Snapshot | None,
-        scan: Scan,
-        report: IndexReport,
-        progress: Progress | None,
-        delete_ids: set[str] | None = None,
-    ) -> None:
-        """Write the scanned changes (and ``delete_ids``) into a new snapshot and publish it."""
-        model = ModelInfo(self.embedder.model_name, self.embedder.model_id, self.embedder.dim)
-        writer = self.backend.writer(model, live)
+@dataclass
+class _Batch:
+    """Merged articles of one batch of touched URLs, waiting for their vectors to be written."""
+
+    upserts: list[Article]
+    fresh: list[Article]  # the upserts whose text changed: they need a vector
+    deletes: list[str]
+
+
+class _Build:
+    """One new snapshot: sources streamed into its ledger, then the touched articles merged, embedded
+    and written batch by batch, stories assigned, and the snapshot published.
+
+    The writer is begun by the first source that changed (an unchanged re-index begins nothing).
+    Embedding runs on worker threads the whole time (``search.embed_pool``): while sources are read,
+    it embeds the texts of their main records; then it embeds each batch's missing texts while the
+    batches before it are written, LOOKAHEAD batches ahead. Memory holds a few batches of articles,
+    the vectors index and the URLs touched (on disk), never the whole input.
+    """
+
+    def __init__(self, indexer: Indexer, live: Snapshot | None, report: IndexReport, progress, delete_ids=None):
+        self.indexer = indexer
+        self.live = live
+        self.report = report
+        self.progress = progress
+        self.delete_ids: set[str] = set(delete_ids or ())
+        self.writer: Writer | None = None
+        self.pool: EmbedPool | None = None
+        self.cache: EmbeddingCache | None = None
+        self.touched = UrlLog()
+
+    def __enter__(self) -> _Build:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
         try:
-            self._apply(writer, scan, report, progress, delete_ids or set())
-            t0 = time.perf_counter()
-            report.generation = writer.publish()
-            report.stages["commit"] = report.stages.get("commit", 0.0) + time.perf_counter() - t0
-        except BaseException:
-            writer.abort()
-            raise
+            if self.pool is not None:
+                self.pool.close()
+                self.report.embedded = self.pool.embedded
+            if exc is not None and self.writer is not None:
+                self.writer.abort()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+            self.touched.close()
 
-    def _apply(
-        self, writer: Writer, scan: Scan, report: IndexReport, progress: Progress | None, delete_ids: set[str]
-    ) -> None:
-        """Record the scanned sources, then merge, embed and write the touched articles batch by batch.
+    @property
+    def begun(self) -> bool:
+        return self.writer is not None
 
-        Embedding a batch (native code that releases the GIL, on EMBED_WORKERS threads) runs while
-        the previous batch is written (Python): the two cores stay busy.
-        """
-        stages = report.stages
-        t0 = time.perf_counter()
-        touched: set[str] = set()
-        for key, result in sorted(scan.changed.items()):
-            touched |= writer.replace_source(key, scan.digests[key], result.records)
-        for key in sorted(scan.removed):
-            touched |= writer.replace_source(key, None, [])
-        report.files_changed, report.files_removed = len(scan.changed), len(scan.removed)
-        urls = sorted(touched)
-        stages["merge"] = time.perf_counter() - t0
-        batches = [urls[i : i + BATCH] for i in range(0, len(urls), BATCH)] or [[]]
+    def _begin(self) -> Writer:
+        if self.writer is None:
+            indexer = self.indexer
+            embedder = indexer.embedder
+            model = ModelInfo(embedder.model_name, embedder.model_id, embedder.dim)
+            self.cache = EmbeddingCache(indexer.root / "cache" / "embeddings.sqlite")
+            self.pool = EmbedPool(embedder, self.cache, EMBED_WORKERS)
+            self.writer = indexer.backend.writer(model, self.live)
+        return self.writer
+
+    # -- the ledger ------------------------------------------------------------------------------
+    def add_source(self, key: str, digest: str | None, records: Iterable[Record]) -> None:
+        """Replace one source's records in the ledger (None digest: remove the source)."""
+        writer = self._begin()
+        self.touched.add(writer.replace_source(key, digest, self._offering(records)))
+
+    def _offering(self, records: Iterable[Record]) -> Iterator[Record]:
+        """``records``, offering the texts of main records to the embedding workers as they pass."""
+        pool, offered = self.pool, []
+        for record in records:
+            if record.main and pool.hungry:
+                text = embedded_text(record.fields.get("title") or "", record.fields.get("excerpt") or "")
+                offered.append((text_digest(text), text))
+                if len(offered) >= TASK:
+                    pool.offer(offered)
+                    offered = []
+            yield record
+        if offered:
+            pool.offer(offered)
+
+    # -- the articles ----------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Merge, embed and write the touched articles, assign stories, publish."""
+        writer, report, stages = self._begin(), self.report, self.report.stages
         changed: set[str] = set()
         removed: set[str] = set()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
-        stop = threading.Event()
-        try:
-            pending = pool.submit(self._prepare, writer, batches[0], delete_ids, report, stop)
-            for n in range(len(batches)):
-                upserts, vectors, deletes = pending.result()
-                if n + 1 < len(batches):
-                    pending = pool.submit(self._prepare, writer, batches[n + 1], delete_ids, report, stop)
-                t0 = time.perf_counter()
-                writer.write(upserts, vectors, deletes)
-                stages["write"] = stages.get("write", 0.0) + time.perf_counter() - t0
-                changed.update(a.id for a in upserts)
-                removed.update(deletes)
-                if progress:
-                    progress("write", n + 1, len(batches))
-        finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-        if delete_ids and not touched:  # `delete`: no source changed
+        window: deque[_Batch] = deque()
+        batches = max(1, -(-self.touched.count // BATCH))
+        written = [0]
+
+        def write(batch: _Batch) -> None:
             t0 = time.perf_counter()
-            writer.write([], {}, sorted(delete_ids))
-            removed.update(delete_ids)
+            vectors = self.pool.vectors([a.text_hash for a in batch.fresh])
+            stages["embed wait"] = stages.get("embed wait", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            writer.write(batch.upserts, {a.id: vectors[a.text_hash] for a in batch.fresh}, batch.deletes)
             stages["write"] = stages.get("write", 0.0) + time.perf_counter() - t0
+            changed.update(a.id for a in batch.upserts)
+            removed.update(batch.deletes)
+            written[0] += 1
+            if self.progress:
+                self.progress("write", written[0], batches)
+
+        for urls in self.touched.batches(BATCH):
+            window.append(self._prepare(urls))
+            while len(window) > LOOKAHEAD:
+                write(window.popleft())
+        while window:
+            write(window.popleft())
+        if self.delete_ids and not self.touched.count:  # `delete`: no source changed
+            t0 = time.perf_counter()
+            writer.write([], {}, sorted(self.delete_ids))
+            removed.update(self.delete_ids)
+            stages["write"] = stages.get("write", 0.0) + time.perf_counter() - t0
+        stages["embed"] = self.pool.busy / self.pool.workers
         t0 = time.perf_counter()
-        report.stories = self._assign_stories(writer, changed, removed)
+        report.stories = self._assign_stories(changed, removed)
         stages["stories"] = time.perf_counter() - t0
         report.articles = writer.count()
         report.removed = len(removed)
-
-    def _prepare(
-        self, writer: Writer, urls: list[str], delete_ids: set[str], report: IndexReport, stop: threading.Event
-    ) -> tuple[list[Article], dict[str, np.ndarray], list[str]]:
-        """One batch: its merged articles that changed, the vectors of those whose text changed, and the deletes."""
-        if stop.is_set():
-            raise InterruptedError("indexing was cancelled")
+        report.embedded = self.pool.embedded
         t0 = time.perf_counter()
+        report.generation = writer.publish()
+        stages["commit"] = time.perf_counter() - t0
+
+    def _prepare(self, urls: list[str]) -> _Batch:
+        """One batch: its merged articles that changed (their new texts sent to the embedders) and its deletes."""
+        t0 = time.perf_counter()
+        writer, report = self.writer, self.report
         merged = merge_records(writer.records_for(urls))
         ids = {article_id(u) for u in urls}
         old = writer.hashes(ids)
-        for gone in delete_ids:
+        for gone in self.delete_ids:
             merged.pop(gone, None)
         upserts = [a for a in merged.values() if old.get(a.id, ("",))[0] != a.content_hash]
         deletes = sorted(i for i in ids if i in old and i not in merged)
         fresh = [a for a in upserts if old.get(a.id, ("", ""))[1] != a.text_hash]
         report.added += sum(1 for a in upserts if a.id not in old)
         report.updated += sum(1 for a in upserts if a.id in old)
+        self.pool.request([(a.text_hash, a.text) for a in fresh])
+        report.cache_hits += sum(1 for a in fresh if self.pool.from_cache(a.text_hash))
         report.stages["merge"] = report.stages.get("merge", 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
-        matrix = self._vectors_for(fresh, report, None, stop)
-        report.stages["embed"] = report.stages.get("embed", 0.0) + time.perf_counter() - t0
-        return upserts, dict(zip((a.id for a in fresh), matrix, strict=True)), deletes
+        return _Batch(upserts, fresh, deletes)
 
-    def _assign_stories(self, writer: Writer, changed: set[str], removed: set[str]) -> dict:
+    def _assign_stories(self, changed: set[str], removed: set[str]) -> dict:
         """Give the new and changed articles a story, re-examining only the articles near them in time."""
         if not changed and not removed:
             return {}
+        writer = self.writer
         previous = writer.stories()
         fresh_build = not previous
         if fresh_build:
@@ -314,7 +352,8 @@ class Indexer:
             start, end = (min(dates) - reach, max(dates) + reach) if dates else (None, None)
             articles = writer.articles_between(start, end) if dates else writer.articles(sorted(changed))
         listed = sorted(articles.values(), key=lambda a: a.id)
-        vectors = writer.vectors_of([a.id for a in listed]) if listed else np.zeros((0, self.embedder.dim))
+        dim = self.pool.dim
+        vectors = writer.vectors_of([a.id for a in listed]) if listed else np.zeros((0, dim))
         if fresh_build:
             assignment = assign_stories(listed, vectors)
         else:
@@ -323,41 +362,6 @@ class Indexer:
             )
         writer.set_stories(assignment.stories)
         return dict(assignment.to_dict(), considered=len(listed))
-
-    def _vectors_for(
-        self,
-        articles: list[Article],
-        report: IndexReport,
-        progress: Progress | None,
-        stop: threading.Event | None = None,
-    ) -> np.ndarray:
-        """Embeddings of ``articles``: from the cache by (model id, text hash), the rest computed."""
-        dim = self.embedder.dim
-        if not articles:
-            return np.zeros((0, dim), dtype=np.float32)
-        cache = EmbeddingCache(self.root / "cache" / "embeddings.sqlite")
-        workers = ThreadPoolExecutor(EMBED_WORKERS, thread_name_prefix="embed-worker")
-        try:
-            model = f"{self.embedder.model_id}:one-per-call"  # vectors from batched calls differ (see _embed)
-            found = cache.get_many(model, sorted({a.text_hash for a in articles}), dim)
-            missing = list({a.text_hash: a.text for a in articles if a.text_hash not in found}.items())
-            batch = 512
-            for start in range(0, len(missing), batch):
-                if stop is not None and stop.is_set():
-                    raise InterruptedError("indexing was cancelled")
-                chunk = missing[start : start + batch]
-                vecs = self._embed([text for _, text in chunk], workers)
-                new = {h: v for (h, _), v in zip(chunk, vecs, strict=True)}
-                cache.put_many(model, new)
-                found.update(new)
-                if progress:
-                    progress("embed", min(start + batch, len(missing)), len(missing))
-            report.embedded += len(missing)
-            report.cache_hits += len(articles) - len(missing)
-        finally:
-            workers.shutdown(wait=True, cancel_futures=True)
-            cache.close()
-        return np.stack([found[a.text_hash] for a in articles]).astype(np.float32)
 
 
 @contextmanager
@@ -394,6 +398,7 @@ def _serving(backend) -> str | None:
 
 def _report_scan(report: IndexReport, scan: Scan) -> None:
     report.files, report.files_unchanged = scan.seen, scan.unchanged
+    report.files_changed, report.files_removed = scan.changed, len(scan.removed)
     report.skipped, report.skipped_count = scan.errors.items, scan.errors.count
     report.warnings, report.warnings_count = scan.warnings.items, scan.warnings.count
     report.fields = scan.fields_report()

@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
+def embedded_text(title: str, excerpt: str) -> str:
+    """What is embedded for an article: its title and excerpt."""
+    return ". ".join(part for part in (title, excerpt) if part)
+
+
+def text_digest(text: str) -> str:
+    """The embedding cache's key for ``text`` (with the model id)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
 @dataclass(frozen=True)
 class Article:
     id: str
@@ -31,12 +41,12 @@ class Article:
     @property
     def text(self) -> str:
         """What is embedded: title and excerpt."""
-        return ". ".join(part for part in (self.title, self.excerpt) if part)
+        return embedded_text(self.title, self.excerpt)
 
     @property
     def text_hash(self) -> str:
         """Hash of the embedded text: the embedding cache key (with the model id)."""
-        return hashlib.blake2b(self.text.encode("utf-8"), digest_size=16).hexdigest()
+        return text_digest(self.text)
 
     @property
     def content_hash(self) -> str:

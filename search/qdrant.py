@@ -1296,7 +1296,7 @@ class QdrantWriter:
         self._created = []
 
     # -- the ledger ------------------------------------------------------------------------------
-    def replace_source(self, key: str, digest: str | None, records: Sequence) -> set[str]:
+    def replace_source(self, key: str, digest: str | None, records: Iterable) -> set[str]:
         """Store the records one source gave (None digest removes it); returns the URLs touched."""
         of_source = qm.Filter(must=[_match("kind", "record"), _match("path", key)])
         touched = {p.payload["url"] for p in _points(self.client, self.meta, of_source, payload=["url"])}
@@ -1472,10 +1472,11 @@ class QdrantUpdate(QdrantWriter):
         """Nothing to drop: what was written stays, and the next writer's ``prepare`` finishes it."""
 
     # -- the ledger ------------------------------------------------------------------------------
-    def replace_source(self, key: str, digest: str | None, records: Sequence) -> set[str]:
+    def replace_source(self, key: str, digest: str | None, records: Iterable) -> set[str]:
         """As a full build does, but the URLs touched are journaled first and the source is left
         pending (digest "") until ``publish``; the first call also returns the URLs an interrupted
         run left unmerged."""
+        records = list(records)  # read twice: its URLs are journaled before the records are stored
         of_source = qm.Filter(must=[_match("kind", "record"), _match("path", key)])
         urls = {p.payload["url"] for p in _points(self.client, self.meta, of_source, payload=["url"])}
         urls = sorted(urls | {r.url for r in records})

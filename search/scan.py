@@ -1,21 +1,27 @@
 """The indexer's reading step: which sources under the input paths changed since the live generation.
 
 A file whose bytes hash to the digest the live generation stored for it is not parsed again;
-the others are read through the loader, record by record. Standard input is a new source on
-every run (so successive streams add up), unless a stream with the same digest was indexed before.
+the others are read through the loader and streamed, record by record, to the indexer: no more
+than one source's current record is held, whatever the size of the input. Standard input is a
+new source on every run (so successive streams add up), unless a stream with the same digest
+was indexed before; it is copied to a temporary file first, so that its digest is known before
+anything is written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
 from search.errors import ArticleError
-from search.formats import MAX_RECORD_BYTES, SUFFIXES
-from search.loader import STDIN_PREFIX, FileResult, SourceReader
+from search.formats import CHUNK, MAX_RECORD_BYTES, SUFFIXES
+from search.loader import STDIN_NAME, STDIN_PREFIX, Record, SourceReader
 from search.mapping import FieldMap
 from search.sources import STDIN, Source, file_digest, find_sources
 
@@ -41,12 +47,23 @@ class Messages:
         self.count += added if count is None else max(count, added)
 
 
+@dataclass(frozen=True)
+class Changed:
+    """One source that differs from the live generation: its records, streamed once (at least one)."""
+
+    key: str
+    digest: str
+    records: Iterator[Record]
+
+
 @dataclass
 class Scan:
-    changed: dict[str, FileResult] = field(default_factory=dict)  # source key -> its records
-    digests: dict[str, str] = field(default_factory=dict)
-    removed: set[str] = field(default_factory=set)
+    """What scanning the input paths found. ``sources()`` streams the changed sources; the counts and
+    messages are final once it is exhausted (and ``removed`` is set then, with --prune)."""
+
+    removed: set[str] = field(default_factory=set)  # sources gone from under the input paths (--prune)
     seen: int = 0  # sources found
+    changed: int = 0  # sources read and streamed
     unchanged: int = 0  # sources not parsed again (or read and found identical)
     errors: Messages = field(default_factory=Messages)  # sources or records skipped
     warnings: Messages = field(default_factory=Messages)  # indexed, with something cut or dropped; empty dirs
@@ -64,56 +81,84 @@ def scan_sources(
     paths: Iterable[str | Path],
     known: dict[str, str],
     fmap: FieldMap,
+    scan: Scan,
     *,
     prune: bool = False,
     stdin: BinaryIO | None = None,
     stdin_format: str = "",
     progress: Progress | None = None,
-) -> Scan:
-    """Read the sources under ``paths`` that differ from ``known`` (source key -> digest)."""
+) -> Iterator[Changed]:
+    """The sources under ``paths`` that differ from ``known`` (source key -> digest), one at a time.
+
+    Each one's records must be consumed before the next source is read: nothing but the source being
+    read is held in memory, whatever the size of the input. ``scan`` collects the counts and messages.
+    """
     paths = list(paths)
     inputs = find_sources(paths, stdin_format)
-    scan = Scan()
     scan.warnings.add(f"{d}: no article files ({', '.join(sorted(SUFFIXES))}, or .gz)" for d in inputs.empty)
     indexed_streams = {digest for key, digest in known.items() if key.startswith(STDIN_PREFIX)}
     for n, source in enumerate(inputs.sources, start=1):
         scan.seen += 1
-        _scan_one(scan, source, known, indexed_streams, fmap, stdin)
+        yield from _scan_one(scan, source, known, indexed_streams, fmap, stdin)
         if progress:
             progress("load", n, len(inputs.sources))
     if prune:
         present = {s.key for s in inputs.sources if s.key}
         prefixes = [p for p in (_resolved(r) for r in paths if str(r) != STDIN) if p]
         scan.removed = {k for k in known if k not in present and any(_under(k, p) for p in prefixes)}
-    return scan
 
 
 def _scan_one(
     scan: Scan, source: Source, known: dict[str, str], streams: set[str], fmap: FieldMap, stdin: BinaryIO | None
-) -> None:
+) -> Iterator[Changed]:
     if source.key and source.key != _utf8_name(source.key):  # SQLite cannot store it, and it cannot be printed
         scan.errors.add([ArticleError("file name is not UTF-8 - rename the file", _utf8_name(source.key))])
         return
-    data = None
-    if source.error is None and not source.is_stdin:
-        try:
-            digest, data = file_digest(source.key, keep=MAX_RECORD_BYTES)  # small files are read once
-        except ArticleError as exc:
-            scan.errors.add([exc])
-            return
-        if known.get(source.key) == digest:
-            scan.unchanged += 1
-            return
-    reader = SourceReader(source, fmap, stdin=stdin, data=data)
-    records = list(reader)
-    scan.errors.add(reader.errors, reader.error_count)
-    scan.warnings.add(reader.warnings, reader.warning_count)
-    scan.filled.update(reader.filled)
-    if source.is_stdin and reader.digest in streams:
-        scan.unchanged += 1
-    elif records:  # a file that turned bad keeps its last good records
-        scan.changed[reader.key] = FileResult(reader.key, records, digest=reader.digest)
-        scan.digests[reader.key] = reader.digest
+    data, digest, spooled = None, "", None
+    try:
+        if source.error is None and not source.is_stdin:
+            try:
+                digest, data = file_digest(source.key, keep=MAX_RECORD_BYTES)  # small files are read once
+            except ArticleError as exc:
+                scan.errors.add([exc])
+                return
+            if known.get(source.key) == digest:
+                scan.unchanged += 1
+                return
+        elif source.is_stdin and stdin is not None:
+            spooled, digest = _spool(stdin)  # its digest decides whether it is new before anything is parsed
+            if digest in streams:
+                scan.unchanged += 1
+                return
+        reader = SourceReader(source, fmap, stdin=spooled if spooled is not None else stdin, data=data)
+        records = iter(reader)
+        first = next(records, None)
+        if first is not None:  # a file that turned bad keeps its last good records
+            scan.changed += 1
+            yield Changed(reader.key, digest, chain([first], records))
+            for _ in records:  # what the consumer left unread is still read, so that every message is counted
+                pass
+        scan.errors.add(reader.errors, reader.error_count)
+        scan.warnings.add(reader.warnings, reader.warning_count)
+        scan.filled.update(reader.filled)
+    finally:
+        if spooled is not None:
+            spooled.close()
+
+
+def _spool(stream: BinaryIO) -> tuple[BinaryIO, str]:
+    """Standard input copied to an anonymous temporary file (any size, bounded memory), and its digest."""
+    spooled = tempfile.TemporaryFile()
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+            spooled.write(chunk)
+    except OSError as exc:
+        spooled.close()
+        raise ArticleError(f"cannot read: {exc.strerror or exc}", STDIN_NAME) from None
+    spooled.seek(0)
+    return spooled, digest.hexdigest()
 
 
 def _resolved(path: str | Path) -> str:

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.errors import IndexCorrupt, is_disk_full
+from search.errors import ConfigError, IndexCorrupt, is_disk_full
 from search.models import Article
 
 if TYPE_CHECKING:  # the loader imports the YAML and feed parsers, which a query never needs
     from search.loader import Record
+
+BUSY_TIMEOUT = 60.0  # seconds a cache write waits for another process's write to finish
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -225,15 +227,22 @@ class ArticleStore:
     def source_digests(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT path, digest FROM sources"))
 
-    def replace_source(self, path: str, digest: str | None, records: Sequence[Record]) -> set[str]:
-        """Store the records of one file (None digest removes it); returns the URLs touched."""
+    def replace_source(self, path: str, digest: str | None, records: Iterable[Record]) -> set[str]:
+        """Store the records of one file (None digest removes it); returns the URLs touched.
+
+        ``records`` is read once, as it comes: a source of any size is never held in memory."""
         touched = {row[0] for row in self._conn.execute("SELECT url FROM records WHERE path = ?", (path,))}
         self._conn.execute("DELETE FROM records WHERE path = ?", (path,))
         self._conn.execute("DELETE FROM sources WHERE path = ?", (path,))
         if digest is not None:
             self._conn.execute("INSERT INTO sources VALUES (?, ?)", (path, digest))
-            self._conn.executemany("INSERT INTO records VALUES (?,?,?,?,?,?)", [_record_row(r) for r in records])
-            touched.update(r.url for r in records)
+
+            def rows() -> Iterator[tuple]:
+                for record in records:
+                    touched.add(record.url)
+                    yield _record_row(record)
+
+            self._conn.executemany("INSERT INTO records VALUES (?,?,?,?,?,?)", rows())
         return touched
 
     def records_for(self, urls: Iterable[str]) -> list[Record]:
@@ -278,7 +287,7 @@ class EmbeddingCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(str(path))
+            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)  # embedding workers share it
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
@@ -287,7 +296,7 @@ class EmbeddingCache:
             if is_disk_full(exc):  # not damaged: the disk is full, and the cache is worth keeping
                 raise
             path.unlink(missing_ok=True)
-            self._conn = sqlite3.connect(str(path))
+            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)
             self._conn.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
 
     def get_many(self, model: str, hashes: Sequence[str], dim: int) -> dict[str, np.ndarray]:
@@ -302,10 +311,65 @@ class EmbeddingCache:
                     out[h] = vec
         return out
 
+    def known(self, model: str, hashes: Sequence[str]) -> set[str]:
+        """Which of ``hashes`` the cache holds a vector for (the vectors are not read)."""
+        out: set[str] = set()
+        for chunk in _chunks(list(hashes)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT hash FROM vectors WHERE model = ? AND hash IN ({marks})"
+            out.update(row[0] for row in self._conn.execute(sql, [model, *chunk]))
+        return out
+
     def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
         rows = [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()]
         with self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?,?,?)", rows)
+
+    def merge_from(self, other: Path) -> int:
+        """Copy in the vectors of another cache file that this one lacks; returns how many."""
+        if not Path(other).is_file():
+            raise ConfigError(f"no embedding cache file {other} - give the file a `search-cli embed --cache` wrote")
+        before = self._conn.total_changes
+        try:
+            self._conn.execute("ATTACH DATABASE ? AS other", (str(Path(other).absolute()),))
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read the embedding cache {other}: {exc}") from None
+        try:
+            with self._conn:
+                self._conn.execute("INSERT OR IGNORE INTO vectors SELECT model, hash, vec FROM other.vectors")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{other} is not an embedding cache: {exc}") from None
+        finally:
+            self._conn.execute("DETACH DATABASE other")
+        return self._conn.total_changes - before
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class UrlLog:
+    """An ordered set of URLs kept on disk (a private temporary SQLite database): the URLs a build
+    touched, in the order it first touched them, however many there are."""
+
+    def __init__(self):
+        self._conn = sqlite3.connect("", check_same_thread=False)  # "": a temporary file, removed on close
+        self._conn.execute("CREATE TABLE urls (n INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE)")
+        self.count = 0
+
+    def add(self, urls: Iterable[str]) -> None:
+        before = self._conn.total_changes
+        self._conn.executemany("INSERT OR IGNORE INTO urls (url) VALUES (?)", ((u,) for u in urls))
+        self.count += self._conn.total_changes - before
+
+    def batches(self, size: int) -> Iterator[list[str]]:
+        """The URLs in the order they were first added, ``size`` at a time."""
+        last = 0
+        while True:
+            rows = self._conn.execute("SELECT n, url FROM urls WHERE n > ? ORDER BY n LIMIT ?", (last, size)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [url for _, url in rows]
 
     def close(self) -> None:
         self._conn.close()

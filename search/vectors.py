@@ -9,6 +9,7 @@ exact search at 100k articles (bench/results/ann.json). Deletions stay real in b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +19,23 @@ import numpy as np
 from search.errors import IndexCorrupt, IndexMissing
 from search.urls import id_to_int, int_to_id
 
-faiss.omp_set_num_threads(1)  # more threads make single queries slower on a 2-core machine
+_threads = threading.local()
+
+
+def one_thread() -> None:
+    """Run this thread's FAISS calls on one OpenMP thread (more make single queries slower on 2 cores).
+
+    OpenMP keeps the thread count per calling thread: ``faiss.omp_set_num_threads`` in the thread
+    that imported faiss leaves every other thread (a server's, the indexer's workers) on the default,
+    one per core, and a search from there took 3-4 times as long (measured at 100k vectors). So every
+    method that runs FAISS calls this first; it costs one attribute lookup after the first call.
+    """
+    if not getattr(_threads, "single", False):
+        faiss.omp_set_num_threads(1)
+        _threads.single = True
+
+
+one_thread()
 
 
 class VectorIndex:
@@ -49,6 +66,7 @@ class VectorIndex:
         """Switch an exact index holding more than ``threshold`` vectors to SQ8; True if it did."""
         if self.kind != "flat" or self.count <= threshold:
             return False
+        one_thread()
         keys = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, self.count)
         quantised = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
@@ -66,12 +84,14 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(keys), self.dim):
             raise ValueError(f"expected {len(keys)} vectors of dimension {self.dim}, got {vectors.shape}")
+        one_thread()
         self._index.add_with_ids(vectors, keys)
 
     def remove(self, ids: Iterable[str]) -> int:
         keys = np.fromiter((id_to_int(i) for i in ids), dtype=np.int64)
         if len(keys) == 0:
             return 0
+        one_thread()
         return int(self._index.remove_ids(faiss.IDSelectorBatch(keys)))
 
     # -- reading -----------------------------------------------------------------------------
@@ -114,6 +134,7 @@ class VectorIndex:
             if len(keys) == 0:
                 return []
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(keys))
+        one_thread()
         scores, keys = self._index.search(q, min(k, self.count), params=params)
         return [(int_to_id(int(key)), float(s)) for key, s in zip(keys[0], scores[0], strict=True) if key >= 0]
 
@@ -146,6 +167,7 @@ class VectorIndex:
         if self.count == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        one_thread()
         lims, scores, keys = self._index.range_search(q, float(floor) - 1e-6)
         keys, scores = keys[lims[0] : lims[1]].astype(np.int64), scores[lims[0] : lims[1]].astype(np.float32)
         order = np.lexsort((keys, -scores))

@@ -14,6 +14,7 @@ from bench.ann import compare, recommend
 from bench.common import Context, parse_size, percentiles, size_label, target
 from bench.corpus import build_corpus, load_pool, synthesize, to_markdown
 from bench.indexing import bench_index
+from bench.parallel import bench_parallel
 from bench.queries import make_queries
 from bench.query import bench_warm
 from bench.serving import bench_serve
@@ -106,6 +107,17 @@ def test_index_and_warm_benchmarks_write_valid_results(ctx, monkeypatch):
     assert "keyword: match set (score matrix)" in warm["figures"]["breakdown_ms"]
     assert warm["figures"]["profile"]["by_tottime"]
     assert all(t["passed"] in (True, False) for t in warm["targets"] + index["targets"])
+
+
+def test_bench_parallel_runs_workers_then_a_writer_that_embeds_nothing(ctx):
+    data = json.loads(bench_parallel(ctx).read_text())
+    figures = data["figures"]
+    reports = figures["embed_workers"]["reports"]
+    assert [r["shard"] for r in reports] == ["1/2", "2/2"]
+    assert sum(r["articles"] for r in reports) == figures["one_process"]["articles"] == 50
+    assert figures["writer"]["articles"] == 50 and figures["writer_embedded"] == 0
+    assert figures["speedup_wall"] > 0 and [t["passed"] for t in data["targets"]][1] is True
+    assert figures["one_embed_worker"]["reports"][0]["articles"] == 50 and figures["embed_scaling"] > 0
 
 
 def test_table_is_rendered_between_the_markers(tmp_path):
