@@ -49,7 +49,7 @@ REMEASURE_EVERY = 6
 DELETE_KILLS = 6
 BEFORE_BUILD = "before the build (start-up, scan)"
 RUN_TIMEOUT = 60.0  # seconds for one complete CLI run
-LOOP_BUDGET = 120.0  # seconds for the whole kill loop; the loop stops early rather than overrun
+LOOP_BUDGET = 240.0  # seconds for the whole kill loop; the loop stops early rather than overrun
 
 WORDS = (
     "export controls chips robot vision speech model neural privacy regulator market cloud data health "
