@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 
 from search import analysis
+from search.arrays import member
 from search.backend import ModelInfo, Snapshot
 from search.columns import NO_DATE, fold, timestamp
 from search.config import Settings
@@ -624,16 +625,7 @@ class QdrantReader:
         for f in FIELDS:
             indices = sorted({e.index for g in groups for e in g if e.df.get(f, 0) > 0})
             if indices:
-                vector = qm.SparseVector(indices=indices, values=[1.0] * len(indices))
-                hits = self.client(
-                    "query_points",
-                    self.collection,
-                    query=vector,
-                    using=f,
-                    query_filter=flt,
-                    limit=CAP,
-                    with_payload=False,
-                ).points
+                hits = self._sparse_top(f, indices, [1.0] * len(indices), CAP, flt)
                 candidates.update(int(h.id) for h in hits)
         keys = np.fromiter(sorted(candidates), dtype=np.int64, count=len(candidates))
         sparse = self._sparse_of(keys)
@@ -654,7 +646,7 @@ class QdrantReader:
             return _sorted(keys, self._scores(queries, keys))
         best = self._top_by_sum(queries, CAP, flt)
         if len(best) < CAP:  # too few articles score: fill up with the rest of the match set, unscored
-            rest = keys[~np.isin(keys, best.keys)][: CAP - len(best)]
+            rest = keys[~member(keys, best.keys)][: CAP - len(best)]
             best = Scored(np.concatenate([best.keys, rest]), np.concatenate([best.scores, np.zeros(len(rest))]))
         return Scored(best.keys, best.scores.astype(np.float32), exact=False)
 
@@ -744,16 +736,7 @@ class QdrantReader:
             found: set[int] = set()
             bound = 0.0
             for f, query in queries.items():
-                vector = qm.SparseVector(indices=list(query), values=[w for w, _ in query.values()])
-                hits = self.client(
-                    "query_points",
-                    self.collection,
-                    query=vector,
-                    using=f,
-                    query_filter=flt,
-                    limit=depth,
-                    with_payload=False,
-                ).points
+                hits = self._sparse_top(f, list(query), [w for w, _ in query.values()], depth, flt)
                 found.update(int(h.id) for h in hits)
                 if len(hits) == depth:
                     bound += float(hits[-1].score)
@@ -780,6 +763,19 @@ class QdrantReader:
         hits = self._dense(vector, CAP, _with(restriction), threshold=float(floor) - 1e-6)
         found = _scored_hits(hits)
         return Scored(found.keys, found.scores, exact=len(hits) < CAP)
+
+    def _sparse_top(self, field_: str, indices: list[int], values: list[float], limit: int, flt) -> list:
+        """The best ``limit`` points by the dot product of their ``field_`` sparse vector with this one."""
+        vector = qm.SparseVector(indices=indices, values=values)
+        return self.client(
+            "query_points",
+            self.collection,
+            query=vector,
+            using=field_,
+            query_filter=flt,
+            limit=limit,
+            with_payload=False,
+        ).points
 
     def _dense(self, vector: np.ndarray, limit: int, flt, threshold: float | None = None) -> list:
         return self.client(

@@ -19,6 +19,7 @@ from datetime import time as dtime
 import numpy as np
 
 from search import fusion, matching
+from search.arrays import first_positions, member, union
 from search.backend import Reader, make_backend
 from search.config import MODES, Settings
 from search.dates import parse_datetime
@@ -182,7 +183,7 @@ class SearchService:
                 moved, by_meaning = self._by_meaning(reader, qvec, nearest, restriction)
             budget.check("matching by meaning")
             best_words = reader.keyword_top_terms(words.scoring, s.min_candidates, restriction)
-            window = _union(best_words.keys, nearest.keys)
+            window = union(best_words.keys, nearest.keys)
             ranked = self._rank(reader, mode, by_words, by_meaning, words, qvec, moved, window)
             budget.check("ranking")
             order = _newest_first(reader, ranked) if sort == "newest" else np.arange(len(ranked.keys))
@@ -248,8 +249,8 @@ class SearchService:
         the rest of the match set follows, by the same fused score. Neither the ranking nor a
         score depends on where the match set ends or which page is asked for.
         """
-        keys = _union(by_words.keys, by_meaning.keys)
-        in_words, in_meaning = _member(keys, by_words.keys), _member(keys, by_meaning.keys)
+        keys = union(by_words.keys, by_meaning.keys)
+        in_words, in_meaning = member(keys, by_words.keys), member(keys, by_meaning.keys)
         matched = (in_words * (1 if words.groups else 0) + 2 * in_meaning).astype(np.int8)
         kw = reader.keyword_scores(words.scoring, keys) if words.scoring else np.zeros(len(keys), dtype=np.float32)
         sim = sem = kw_norm = sem_norm = None
@@ -278,7 +279,7 @@ class SearchService:
                 sem_norm = fusion.scale(sem, lo, hi)
                 weights = (1 - s.alpha, s.alpha)
                 score = weights[0] * kw_norm.astype(np.float64) + weights[1] * sem_norm.astype(np.float64)
-            order = np.lexsort((keys, -score, ~_member(keys, window)))  # the retrievers' candidates first
+            order = np.lexsort((keys, -score, ~member(keys, window)))  # the retrievers' candidates first
         pick = lambda a: None if a is None else a[order]  # noqa: E731
         return _Ranked(
             keys[order],
@@ -379,7 +380,7 @@ class SearchService:
         anchor_key = id_to_int(anchor.id) if anchor is not None else -1
         by_words = _without_key(reader.keyword_top(reader.key_terms(text), depth + 1, restriction), anchor_key)
         by_meaning = _without_key(reader.semantic_top(vec, depth + 1, restriction), anchor_key)
-        keys = _union(by_words.keys, by_meaning.keys)
+        keys = union(by_words.keys, by_meaning.keys)
         kw = _aligned(keys, by_words)
         sim = reader.vectors_of(keys) @ vec if len(keys) else np.zeros(0, dtype=np.float32)
         kw_norm = fusion.minmax_array(kw, lower=0.0)
@@ -542,32 +543,7 @@ def _first_of_each_story(codes: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The positions of ``order`` that are the first of their story (``codes``), in ``order``'s order."""
     if len(order) == 0:
         return order
-    return order[np.sort(_first_positions(codes[order]))]
-
-
-# numpy's set functions (union1d, unique) import numpy.ma on first use: about 80 ms of a cold query.
-def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of ``a`` and ``b``."""
-    both = np.sort(np.concatenate((a, b)))
-    if len(both) == 0:
-        return both
-    return both[np.concatenate(([True], both[1:] != both[:-1]))]
-
-
-def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """For each of ``values``, whether it is one of ``of`` (numpy's isin, without its numpy.ma import)."""
-    ordered = np.sort(np.asarray(of))
-    if len(ordered) == 0:
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    return ordered[at] == values
-
-
-def _first_positions(values: np.ndarray) -> np.ndarray:
-    """The position of the first occurrence of each distinct value of ``values`` (in value order)."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    return order[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    return order[np.sort(first_positions(codes[order]))]
 
 
 def _versions(reader: Reader, ranked: _Ranked, codes: np.ndarray, page: np.ndarray) -> dict[int, tuple]:
@@ -607,7 +583,7 @@ def _without_copies(reader: Reader, ranked: _Ranked, anchor: Article | None) -> 
     copies = {id_to_int(i) for i, a in stored.items() if _normalised(a.text) == same}
     if not copies:
         return ranked
-    keep = ~_member(ranked.keys, np.fromiter(copies, dtype=np.int64))
+    keep = ~member(ranked.keys, np.fromiter(copies, dtype=np.int64))
     return _Ranked(*(None if f is None else f[keep] if isinstance(f, np.ndarray) else f for f in _fields(ranked)))
 
 
