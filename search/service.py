@@ -180,7 +180,8 @@ class SearchService:
             if words.semantic_text and words.known:
                 qvec = self.embed_query(words.semantic_text, reader)
                 nearest = reader.semantic_top(qvec, s.min_candidates, restriction)
-                moved, by_meaning = self._by_meaning(reader, qvec, nearest, restriction)
+                unfiltered = nearest if restriction is None else reader.semantic_top(qvec, s.feedback_docs + 1, None)
+                moved, by_meaning = self._by_meaning(reader, qvec, unfiltered, restriction)
             budget.check("matching by meaning")
             best_words = reader.keyword_top_terms(words.scoring, s.min_candidates, restriction)
             window = union(best_words.keys, nearest.keys)
@@ -226,9 +227,12 @@ class SearchService:
         """The query vector moved by pseudo-relevance feedback, and the articles close to it.
 
         Feedback (Rocchio) moves the query towards the mean of its ``feedback_docs`` most similar
-        articles (``nearest`` is best first). Nothing matches by meaning unless the most similar
-        article reaches ``semantic_floor``; then an article matches when its similarity to the
-        moved query reaches the floor and ``semantic_relative`` times the best such similarity.
+        articles (``nearest``, best first, found without the restriction). Nothing matches by
+        meaning unless the most similar article reaches ``semantic_floor``; then an article
+        matches when its similarity to the moved query reaches the floor and ``semantic_relative``
+        times the mean of the best ``relative_reference`` such similarities. Gate, feedback and
+        reference all come from the whole index, so a filter or an operator only removes
+        articles from the match set: a facet's count is what filtering on it finds.
         """
         s = self.settings
         if not len(nearest) or nearest.scores[0] < s.semantic_floor:
@@ -236,8 +240,15 @@ class SearchService:
         moved = qvec
         if s.feedback_docs > 0:
             moved = fusion.rocchio(qvec, reader.vectors_of(nearest.keys[: s.feedback_docs]), s.feedback_weight)
-        found = reader.semantic_match(moved, s.semantic_floor, restriction)
-        return moved, _relative(found, s.semantic_relative, s.relative_reference)
+        if restriction is None:  # the reference is the match set's own best: no second search
+            found = reader.semantic_match(moved, s.semantic_floor, None)
+            return moved, _relative(found, s.semantic_relative, s.relative_reference)
+        best = reader.semantic_top(moved, s.relative_reference, None).scores
+        best = best[best >= s.semantic_floor]
+        if not len(best):
+            return moved, Scored.empty()
+        floor = max(s.semantic_floor, s.semantic_relative * float(best.mean()))
+        return moved, reader.semantic_match(moved, floor, restriction)
 
     def _rank(
         self, reader: Reader, mode: str, by_words: Scored, by_meaning: Scored, words, qvec, moved, window

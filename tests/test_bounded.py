@@ -73,3 +73,15 @@ WORDS = st.sampled_from(["trump", "storm", "a", "the", "vaccine", "t*", "s*", '"
 @given(q=st.lists(WORDS, min_size=1, max_size=60).map(" ".join), mode=st.sampled_from(["keyword", "hybrid"]))
 def test_any_query_answers_within_a_second_on_10k(big, q, mode):
     timed_search(big, q, mode)
+
+
+@pytest.mark.parametrize("text", ["hurricane", "climate change", "vaccine mandate", "Supreme Court ruling"])
+def test_a_facets_count_is_what_filtering_on_it_finds(big, text):
+    """A filter only removes articles from the match set, in every mode: the semantic floor is set
+    by the whole index, not by what the filter leaves."""
+    for mode in ("hybrid", "semantic"):
+        found = big.search(text, mode=mode, collapse=False)
+        for name, counts in (("topic", found.facets["topic"][:4]), ("provider", found.facets["provider"][:2])):
+            for value, count in counts:
+                filtered = big.search(text, mode=mode, collapse=False, **{name: value})
+                assert filtered.total == count, (mode, name, value)
