@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,7 +30,7 @@ from search.merge import merge_records
 from search.models import Article, embedded_text, text_digest
 from search.scan import Scan, scan_sources
 from search.store import ArticleStore, EmbeddingCache, UrlLog
-from search.stories import assign_stories, context_days, update_stories
+from search.stories import Timeline, assign_all, update_all
 from search.urls import article_id
 from search.vectors import VectorIndex
 
@@ -338,30 +337,37 @@ class _Build:
         return _Batch(upserts, fresh, deletes)
 
     def _assign_stories(self, changed: set[str], removed: set[str]) -> dict:
-        """Give the new and changed articles a story, re-examining only the articles near them in time."""
+        """Give the new and changed articles a story, re-examining only the articles near them in time.
+        Articles are read a slice at a time (``search.stories``), so memory does not grow with the index."""
         if not changed and not removed:
             return {}
         writer = self.writer
         previous = writer.stories()
-        fresh_build = not previous
-        if fresh_build:
-            articles = writer.articles_between(None, None)
+        timeline = Timeline.of(writer.dates())
+        source = _WriterStories(writer)
+        if previous:
+            kept = set(timeline.ids)
+            assignment = update_all(timeline, source, previous, [i for i in changed if i in kept], removed)
         else:
-            dates = [a.published for a in writer.articles(sorted(changed)).values() if a.published]
-            reach = timedelta(days=context_days())
-            start, end = (min(dates) - reach, max(dates) + reach) if dates else (None, None)
-            articles = writer.articles_between(start, end) if dates else writer.articles(sorted(changed))
-        listed = sorted(articles.values(), key=lambda a: a.id)
-        dim = self.pool.dim
-        vectors = writer.vectors_of([a.id for a in listed]) if listed else np.zeros((0, dim))
-        if fresh_build:
-            assignment = assign_stories(listed, vectors)
-        else:
-            assignment = update_stories(
-                previous, listed, vectors, [i for i in changed if i in articles], [i for i in removed]
-            )
+            assignment = assign_all(timeline, source)
         writer.set_stories(assignment.stories)
-        return dict(assignment.to_dict(), considered=len(listed))
+        return dict(assignment.to_dict(), considered=source.read)
+
+
+class _WriterStories:
+    """The snapshot being written as a story source; counts the articles it hands out."""
+
+    def __init__(self, writer: Writer):
+        self.writer = writer
+        self.read = 0
+
+    def articles(self, ids: Sequence[str]) -> list[Article]:
+        found = self.writer.articles(ids)
+        self.read += len(ids)
+        return [found[i] for i in ids]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        return self.writer.vectors_of(ids)
 
 
 @contextmanager

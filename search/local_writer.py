@@ -162,9 +162,8 @@ class LocalWriter:
     def stories(self) -> dict[str, str]:
         return self._store.stories()
 
-    def articles_between(self, start: datetime | None, end: datetime | None) -> dict[str, Article]:
-        """Every article published in [start, end] (all of them when both are None), plus the undated."""
-        return self._store.articles_between(start, end)
+    def dates(self) -> dict[str, datetime | None]:
+        return self._store.dates()
 
     def set_stories(self, stories: dict[str, str]) -> None:
         self._store.set_stories(stories)

@@ -1400,14 +1400,10 @@ class QdrantWriter:
             if p.payload.get("story")
         }
 
-    def articles_between(self, start: datetime | None, end: datetime | None) -> dict[str, Article]:
-        flt = None
-        if start is not None and end is not None:
-            dated = qm.FieldCondition(key="published_at", range=qm.Range(gte=timestamp(start), lte=timestamp(end)))
-            flt = qm.Filter(should=[dated, qm.IsEmptyCondition(is_empty=qm.PayloadField(key="published_at"))])
+    def dates(self) -> dict[str, datetime | None]:
         return {
-            int_to_id(int(p.id)): _article(p.payload)
-            for p in _points(self.client, self.collection, flt, list(ARTICLE_KEYS))
+            int_to_id(int(p.id)): datetime.fromisoformat(p.payload["published"]) if p.payload.get("published") else None
+            for p in _points(self.client, self.collection, payload=["published"])
         }
 
     def set_stories(self, stories: dict[str, str]) -> None:

@@ -154,13 +154,9 @@ class ArticleStore:
     def story_members(self, story: str) -> list[str]:
         return [row[0] for row in self._conn.execute("SELECT id FROM stories WHERE story = ?", (story,))]
 
-    def articles_between(self, start: datetime | None, end: datetime | None) -> dict[str, Article]:
-        """Articles published in [start, end], and every undated one; all of them when both are None."""
-        sql, args = "SELECT id FROM articles", []
-        if start is not None and end is not None:
-            sql += " WHERE published IS NULL OR (published >= ? AND published <= ?)"
-            args = [start.isoformat(), end.isoformat()]
-        return self.get_many([row[0] for row in self._conn.execute(sql, args)])
+    def dates(self) -> dict[str, datetime | None]:
+        """id -> publication time of every article (None when undated)."""
+        return {i: _when(published) for i, published in self._conn.execute("SELECT id, published FROM articles")}
 
     def filter_ids(
         self, provider: str | None, topic: str | None, since: datetime | None, until: datetime | None

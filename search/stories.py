@@ -37,7 +37,7 @@ own were not a rebuild's).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -46,9 +46,13 @@ import numpy as np
 
 from search.story_pairs import (
     PAIR_FEATURES,
+    Lexicon,
     Pairs,
     StoryCorpus,
+    WordCounter,
+    WordTable,
     candidate_pairs,
+    day_of,
     link_probability,
     pair_features,
     words,
@@ -61,12 +65,16 @@ __all__ = [
     "StoryArticle",
     "StoryAssignment",
     "StoryConfig",
+    "StorySource",
+    "Timeline",
+    "assign_all",
     "assign_stories",
     "candidate_features",
     "context_days",
     "cosine_baseline",
     "link_probability",
     "stories_from_pairs",
+    "update_all",
     "update_stories",
     "words",
 ]
@@ -206,7 +214,7 @@ class _Forest:
 
 
 def cluster(
-    corpus: StoryCorpus,
+    corpus: Timeline | StoryCorpus,
     links: tuple[np.ndarray, np.ndarray, np.ndarray],
     max_span: float,
     fixed: Mapping[int, str] | None = None,
@@ -225,7 +233,7 @@ def cluster(
 
 
 def _name(
-    corpus: StoryCorpus, groups: list[list[int]], previous: Mapping[str, str], reserved: Collection[str] = ()
+    corpus: Timeline | StoryCorpus, groups: list[list[int]], previous: Mapping[str, str], reserved: Collection[str] = ()
 ) -> dict[str, str]:
     """Story id of every article of ``groups``: the previous id most of a group held, else the id of its
     earliest article (the next one when that id names another story)."""
@@ -264,6 +272,55 @@ def _fresh_id(members: list[str], taken: set[str]) -> str:
     return f"{members[0]}-{n}"
 
 
+# -- the timeline and the sources of articles -------------------------------------------------
+@dataclass(frozen=True)
+class Timeline:
+    """Every article's id and day, sorted by date (undated last, ties by id): all that grouping and naming
+    need. Row r of the timeline is row r of a StoryCorpus of all the articles."""
+
+    ids: list[str]
+    days: np.ndarray  # float days since the epoch, nan when undated
+    dated: int
+
+    @classmethod
+    def of(cls, published: Mapping[str, datetime | None]) -> Timeline:
+        ids = list(published)
+        days = np.array([day_of(published[i]) for i in ids], dtype=np.float64)
+        order = np.lexsort((np.array(ids, dtype=object), np.nan_to_num(days, nan=np.inf))) if ids else []
+        return cls([ids[i] for i in order], days[order], int(np.count_nonzero(~np.isnan(days))))
+
+    def rows_within(self, first: float, last: float) -> tuple[int, int]:
+        """[lo, hi): the dated rows published within [first, last]."""
+        days = self.days[: self.dated]
+        return int(np.searchsorted(days, first, side="left")), int(np.searchsorted(days, last, side="right"))
+
+
+class StorySource(Protocol):
+    """Where story detection reads articles and their vectors from, a slice at a time."""
+
+    def articles(self, ids: Sequence[str]) -> list[StoryArticle]: ...  # in the order of ``ids``
+    def vectors(self, ids: Sequence[str]) -> np.ndarray: ...  # unit rows, in the order of ``ids``
+
+
+class _InMemory:
+    """A StorySource over articles and vectors already in memory."""
+
+    def __init__(self, articles: Sequence[StoryArticle], vectors: np.ndarray):
+        if len(articles) != len(vectors):
+            raise ValueError(f"{len(articles)} articles but {len(vectors)} vectors")
+        self.row = {a.id: r for r, a in enumerate(articles)}
+        self._articles, self._vectors = articles, np.asarray(vectors, dtype=np.float32)
+
+    def articles(self, ids: Sequence[str]) -> list[StoryArticle]:
+        return [self._articles[self.row[i]] for i in ids]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        return self._vectors[[self.row[i] for i in ids]]
+
+
+SLICE = 4096  # articles held at once: a slice of the timeline and the week on either side of it
+
+
 # -- the API ------------------------------------------------------------------------------------
 def assign_stories(
     articles: Sequence[StoryArticle],
@@ -275,10 +332,23 @@ def assign_stories(
 
     With ``previous`` (article id -> story id), stories keep their former ids where they can.
     """
-    corpus = StoryCorpus.build(articles, vectors)
-    present = set(corpus.ids)
+    source = _InMemory(articles, vectors)
+    return assign_all(Timeline.of({a.id: a.published for a in articles}), source, config, previous)
+
+
+def assign_all(
+    timeline: Timeline,
+    source: StorySource,
+    config: StoryConfig = DEFAULT,
+    previous: Mapping[str, str] | None = None,
+    slice_size: int = SLICE,
+) -> StoryAssignment:
+    """Stories of every article of ``timeline``, reading ``source`` a slice of about ``slice_size`` articles
+    at a time: memory holds the timeline, a table of word counts and the links, never all the articles."""
+    present = set(timeline.ids)
     previous = {a: s for a, s in (previous or {}).items() if a in present}
-    stories = _recompute(corpus, config, np.arange(len(corpus.ids)), {}, previous, reserved=())
+    rows = np.arange(len(timeline.ids))
+    stories = _recompute(timeline, source, config, rows, {}, previous, (), slice_size)
     return StoryAssignment(stories, examined=len(previous), recomputed=len(stories))
 
 
@@ -299,8 +369,23 @@ def update_stories(
     recomputed; any other story keeps its id and its articles (it may gain new ones). Returns the
     story of every article: those of ``previous`` (less the removed) and the changed ones.
     """
-    corpus = StoryCorpus.build(articles, vectors)
-    row_of = {a: r for r, a in enumerate(corpus.ids)}
+    source = _InMemory(articles, vectors)
+    timeline = Timeline.of({a.id: a.published for a in articles})
+    return update_all(timeline, source, previous, changed, removed, config)
+
+
+def update_all(
+    timeline: Timeline,
+    source: StorySource,
+    previous: Mapping[str, str],
+    changed: Collection[str],
+    removed: Collection[str] = (),
+    config: StoryConfig = DEFAULT,
+    slice_size: int = SLICE,
+) -> StoryAssignment:
+    """``update_stories`` over a timeline (it must hold what ``update_stories`` asks of its articles),
+    reading ``source`` a slice at a time."""
+    row_of = {a: r for r, a in enumerate(timeline.ids)}
     missing = [a for a in changed if a not in row_of]
     if missing:
         raise ValueError(f"changed article {missing[0]!r} is not among the articles")
@@ -308,12 +393,12 @@ def update_stories(
     touched = {previous[a] for a in set(changed) | gone if a in previous}
     previous = {a: s for a, s in previous.items() if a not in gone}
     seeds = {row_of[a] for a in changed} | {row_of[a] for a, s in previous.items() if s in touched and a in row_of}
-    region = _region(corpus, config, previous, row_of, seeds)
+    region = _region(timeline, config, previous, row_of, seeds)
     in_region = set(region.tolist())
     fixed = {r: previous[a] for a, r in row_of.items() if a in previous and r not in in_region}
-    recomputed = _recompute(corpus, config, region, fixed, previous, reserved=None)
+    recomputed = _recompute(timeline, source, config, region, fixed, previous, None, slice_size)
     stories = {**previous, **recomputed}
-    examined = sum(1 for r in in_region if corpus.ids[r] in previous and corpus.ids[r] not in changed)
+    examined = sum(1 for r in in_region if timeline.ids[r] in previous and timeline.ids[r] not in changed)
     return StoryAssignment(stories, examined=examined, recomputed=len(in_region))
 
 
@@ -321,7 +406,9 @@ def stories_from_pairs(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig = 
     """Stories of the whole ``corpus`` from its candidate pairs (``pair_features(corpus, config)``): what
     ``assign_stories`` does once the pairs are featured. An evaluation trying several weights and
     thresholds features the pairs once (the features do not depend on either)."""
-    return _recompute(corpus, config, np.arange(len(corpus.ids)), {}, {}, reserved=(), pairs=pairs)
+    left, right, strength = linked(corpus, pairs, config)
+    roots = cluster(corpus, (left, right, strength), config.max_span_days)
+    return _name(corpus, _groups(roots), {})
 
 
 def cosine_baseline(
@@ -335,10 +422,7 @@ def cosine_baseline(
     forest = _Forest(corpus.days)
     for i, j in zip(left[sim >= threshold].tolist(), right[sim >= threshold].tolist(), strict=True):
         forest.join(i, j)
-    groups: dict[int, list[int]] = {}
-    for r in range(len(corpus.ids)):
-        groups.setdefault(forest.root(r), []).append(r)
-    return _name(corpus, list(groups.values()), {})
+    return _name(corpus, _groups([forest.root(r) for r in range(len(corpus.ids))]), {})
 
 
 def context_days(config: StoryConfig = DEFAULT) -> float:
@@ -348,19 +432,26 @@ def context_days(config: StoryConfig = DEFAULT) -> float:
     )
 
 
+def _groups(roots: list[int]) -> list[list[int]]:
+    groups: dict[int, list[int]] = {}
+    for r, root in enumerate(roots):
+        groups.setdefault(root, []).append(r)
+    return list(groups.values())
+
+
 def _region(
-    corpus: StoryCorpus, config: StoryConfig, previous: Mapping[str, str], row_of: Mapping[str, int], seeds: set[int]
+    timeline: Timeline, config: StoryConfig, previous: Mapping[str, str], row_of: Mapping[str, int], seeds: set[int]
 ) -> np.ndarray:
     """The seed rows, the dated rows within ``reach_days`` of a dated seed, then the whole stories of these."""
-    days = corpus.days[: corpus.dated]
-    marked = np.zeros(len(corpus.ids), dtype=bool)
+    days = timeline.days[: timeline.dated]
+    marked = np.zeros(len(timeline.ids), dtype=bool)
     for r in seeds:
         marked[r] = True
-        if r < corpus.dated:
-            lo = np.searchsorted(days, corpus.days[r] - config.reach_days, side="left")
-            hi = np.searchsorted(days, corpus.days[r] + config.reach_days, side="right")
+        if r < timeline.dated:
+            lo = np.searchsorted(days, timeline.days[r] - config.reach_days, side="left")
+            hi = np.searchsorted(days, timeline.days[r] + config.reach_days, side="right")
             marked[lo:hi] = True
-    stories = {previous[corpus.ids[r]] for r in np.flatnonzero(marked) if corpus.ids[r] in previous}
+    stories = {previous[timeline.ids[r]] for r in np.flatnonzero(marked) if timeline.ids[r] in previous}
     for a, s in previous.items():
         if s in stories and a in row_of:
             marked[row_of[a]] = True
@@ -368,32 +459,109 @@ def _region(
 
 
 def _recompute(
-    corpus: StoryCorpus,
+    timeline: Timeline,
+    source: StorySource,
     config: StoryConfig,
     rows: np.ndarray,
     fixed: Mapping[int, str],
     previous: Mapping[str, str],
     reserved: Collection[str] | None,
-    pairs: Pairs | None = None,
+    slice_size: int,
 ) -> dict[str, str]:
     """Stories of ``rows`` and of the fixed stories they join, named against ``previous``.
 
     ``reserved`` story ids may not be claimed; None means the ids of every previous article outside
     the recomputed stories.
     """
-    dated = rows[rows < corpus.dated]
-    inside = np.zeros(len(corpus.ids), dtype=bool)
+    inside = np.zeros(len(timeline.ids), dtype=bool)
     inside[rows] = True
-    if pairs is None:
-        pairs = pair_features(corpus, config, dated)
-    left, right, strength = linked(corpus, pairs, config)
+    left, right, strength = _links(timeline, source, config, rows[rows < timeline.dated], slice_size)
     keep = inside[left] | inside[right]
-    roots = cluster(corpus, (left[keep], right[keep], strength[keep]), config.max_span_days, fixed)
-    groups: dict[int, list[int]] = {}
-    for r in range(len(corpus.ids)):
-        groups.setdefault(roots[r], []).append(r)
-    touched = [g for g in groups.values() if inside[g].any()]
+    roots = cluster(timeline, (left[keep], right[keep], strength[keep]), config.max_span_days, fixed)
+    touched = [g for g in _groups(roots) if inside[g].any()]
     if reserved is None:
-        ids = {corpus.ids[r] for g in touched for r in g}
+        ids = {timeline.ids[r] for g in touched for r in g}
         reserved = {s for a, s in previous.items() if a not in ids}
-    return _name(corpus, touched, previous, reserved)
+    return _name(timeline, touched, previous, reserved)
+
+
+def _links(
+    timeline: Timeline, source: StorySource, config: StoryConfig, rows: np.ndarray, slice_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The links of the dated ``rows`` (timeline rows), found a slice at a time: each slice holds some of
+    the rows and every article within ``window_days`` of them; words are weighed against a table of the
+    whole period around the rows, counted first, a slice at a time too."""
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(rows):
+        return empty, empty, np.zeros(0)
+    lexicon, table, words = _word_table(timeline, source, config, rows, slice_size)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for lo, hi, part in _slices(timeline, config, rows, slice_size):
+        ids = timeline.ids[lo:hi]
+        corpus = StoryCorpus.build(source.articles(ids), source.vectors(ids), lexicon, table, words.of(lo, hi))
+        if corpus.ids != ids:
+            raise ValueError("the source's articles are not the timeline's (dates or ids differ)")
+        left, right, strength = linked(corpus, pair_features(corpus, config, part - lo), config)
+        found.append((left + lo, right + lo, strength))
+    left, right, strength = (np.concatenate(x) for x in zip(*found, strict=True))
+    _, first = np.unique(left * (len(timeline.ids) + 1) + right, return_index=True)  # a pair two slices found
+    return left[first], right[first], strength[first]
+
+
+def _slices(
+    timeline: Timeline, config: StoryConfig, rows: np.ndarray, slice_size: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(lo, hi, part): consecutive parts of the sorted dated ``rows`` whose articles and those within
+    ``window_days`` of them, timeline rows [lo, hi), number about ``slice_size`` (more when one day has more)."""
+    days = timeline.days[: timeline.dated]
+    at = days[rows]
+    los = np.searchsorted(days, at - config.window_days, side="left")
+    his = np.searchsorted(days, at + config.window_days, side="right")
+    start = 0
+    while start < len(rows):
+        lo = int(los[start])
+        end = max(int(np.searchsorted(his, lo + slice_size, side="right")), start + 1)  # his never decreases
+        yield lo, int(his[end - 1]), rows[start:end]
+        start = end
+
+
+class _PackedWords:
+    """The word numbers of a run of timeline rows, packed in one array (a few bytes a word)."""
+
+    def __init__(self, first: int):
+        self.first = first
+        self._flat: list[np.ndarray] = []
+        self._sizes: list[np.ndarray] = []
+        self.flat, self.starts = np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64)
+
+    def extend(self, numbered: Sequence[frozenset[int]]) -> None:
+        self._sizes.append(np.fromiter(map(len, numbered), dtype=np.int64, count=len(numbered)))
+        self._flat.append(np.fromiter((w for ws in numbered for w in ws), dtype=np.int32))
+
+    def pack(self) -> _PackedWords:
+        self.flat = np.concatenate(self._flat) if self._flat else self.flat
+        sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(sizes)])
+        self._flat, self._sizes = [], []
+        return self
+
+    def of(self, lo: int, hi: int) -> list[frozenset[int]]:
+        """The word numbers of timeline rows [lo, hi)."""
+        bounds = self.starts[lo - self.first : hi - self.first + 1]
+        part = self.flat[bounds[0] : bounds[-1]].tolist()
+        bounds = (bounds - bounds[0]).tolist()
+        return [frozenset(part[bounds[k] : bounds[k + 1]]) for k in range(hi - lo)]
+
+
+def _word_table(
+    timeline: Timeline, source: StorySource, config: StoryConfig, rows: np.ndarray, slice_size: int
+) -> tuple[Lexicon, WordTable, _PackedWords]:
+    """The word table of every dated article near enough to ``rows`` to count in their words' weights,
+    and the word numbers of these articles."""
+    reach = config.window_days + max(config.background_days, config.burst_days, config.rarity_days)
+    days = timeline.days
+    lo, hi = timeline.rows_within(days[rows[0]] - reach, days[rows[-1]] + reach)
+    counter, words = WordCounter(days[lo], days[hi - 1], config), _PackedWords(lo)
+    for start in range(lo, hi, slice_size):
+        words.extend(counter.add(source.articles(timeline.ids[start : min(start + slice_size, hi)])))
+    return counter.lexicon, counter.table(), words.pack()

@@ -51,25 +51,43 @@ def _normal(word: str) -> str:
     return word if len(word) > 1 and word not in _STOPWORDS else ""
 
 
-def _numbered(texts: Sequence[str]) -> tuple[list[frozenset[int]], list[str]]:
-    """The content words of each text as word numbers (one number per distinct word of these texts)."""
-    number: dict[str, int] = {}  # raw token -> word number, -1 for no content word
-    vocab: dict[str, int] = {}
-    out = []
-    for text in texts:
-        found = set()
-        for raw in _WORD.findall(text.lower()):
-            n = number.get(raw)
-            if n is None:
-                word = _normal(raw)
-                n = number[raw] = vocab.setdefault(word, len(vocab)) if word else -1
-            found.add(n)
-        found.discard(-1)
-        out.append(frozenset(found))
-    return out, list(vocab)
+class Lexicon:
+    """Numbers the content words of texts, one number per distinct word, shared by every corpus built on it."""
+
+    def __init__(self) -> None:
+        self.number: dict[str, int] = {}  # raw token -> word number, -1 for no content word
+        self.vocab: dict[str, int] = {}
+        self.words: list[str] = []  # word number -> word
+
+    def numbered(self, texts: Sequence[str]) -> list[frozenset[int]]:
+        """The content words of each text as word numbers."""
+        number, out = self.number, []
+        for text in texts:
+            found = set()
+            for raw in _WORD.findall(text.lower()):
+                n = number.get(raw)
+                if n is None:
+                    word = _normal(raw)
+                    n = number[raw] = self._word(word) if word else -1
+                found.add(n)
+            found.discard(-1)
+            out.append(frozenset(found))
+        return out
+
+    def _word(self, word: str) -> int:
+        n = self.vocab.get(word)
+        if n is None:
+            n = self.vocab[word] = len(self.words)
+            self.words.append(word)
+        return n
 
 
-def _day(published: datetime | None) -> float:
+def text_of(article: StoryArticle) -> str:
+    """The text story detection reads of an article."""
+    return f"{article.title}. {article.excerpt}"
+
+
+def day_of(published: datetime | None) -> float:
     return published.timestamp() / DAY if published is not None else math.nan
 
 
@@ -82,40 +100,115 @@ class StoryCorpus:
     days: np.ndarray  # float days since the epoch, nan when undated
     vectors: np.ndarray  # unit rows
     words: list[frozenset[int]]  # word numbers
-    vocabulary: list[str]  # word number -> word
+    lexicon: Lexicon  # word number -> word
     topics: list[frozenset[str]]
     figures: list[frozenset[str]]  # decimal figures the text states
     dated: int  # the first ``dated`` rows have a date
     occ_row: np.ndarray  # every (row, word) of the dated rows, by row
     occ_word: np.ndarray
+    table: WordTable | None = None  # the counts words are weighed against; None: this corpus's own
 
     @classmethod
-    def build(cls, articles: Sequence[StoryArticle], vectors: np.ndarray) -> StoryCorpus:
+    def build(
+        cls,
+        articles: Sequence[StoryArticle],
+        vectors: np.ndarray,
+        lexicon: Lexicon | None = None,
+        table: WordTable | None = None,
+        numbered: Sequence[frozenset[int]] | None = None,
+    ) -> StoryCorpus:
+        """The corpus of ``articles`` (``vectors`` row for row). With a ``table`` (and the ``lexicon`` it was
+        counted with), words are weighed against the table's articles rather than these; ``numbered``, the
+        articles' word numbers in that lexicon when already known, saves reading their texts again."""
         if len(articles) != len(vectors):
             raise ValueError(f"{len(articles)} articles but {len(vectors)} vectors")
-        days = np.array([_day(a.published) for a in articles], dtype=np.float64)
+        days = np.array([day_of(a.published) for a in articles], dtype=np.float64)
         order = np.lexsort((np.array([a.id for a in articles]), np.nan_to_num(days, nan=np.inf)))
         arts = [articles[i] for i in order]
-        texts = [f"{a.title}. {a.excerpt}" for a in arts]
-        numbered, vocabulary = _numbered(texts)
+        texts = [text_of(a) for a in arts]
+        lexicon = lexicon or Lexicon()
+        numbered = [numbered[i] for i in order] if numbered is not None else lexicon.numbered(texts)
         dated = int(np.count_nonzero(~np.isnan(days)))
-        sizes = np.fromiter((len(numbered[r]) for r in range(dated)), dtype=np.int64, count=dated)
-        flat = (w for r in range(dated) for w in numbered[r])
+        occ_row, occ_word = _occurrences(numbered[:dated])
         return cls(
             ids=[a.id for a in arts],
             days=days[order],
             vectors=np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[order]),
             words=numbered,
-            vocabulary=vocabulary,
+            lexicon=lexicon,
             topics=[frozenset(a.topics) for a in arts],
             figures=[frozenset(_FIGURE.findall(t)) for t in texts],
             dated=dated,
-            occ_row=np.repeat(np.arange(dated), sizes),
-            occ_word=np.fromiter(flat, dtype=np.int64, count=int(sizes.sum())),
+            occ_row=occ_row,
+            occ_word=occ_word,
+            table=table,
         )
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return self.lexicon.words
+
+
+def _occurrences(numbered: Sequence[frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, word) of every word of every row, by row."""
+    sizes = np.fromiter((len(w) for w in numbered), dtype=np.int64, count=len(numbered))
+    flat = (w for row in numbered for w in row)
+    return np.repeat(np.arange(len(numbered)), sizes), np.fromiter(flat, dtype=np.int64, count=int(sizes.sum()))
 
 
 # -- word weights: burst and rarity ------------------------------------------------------------
+@dataclass(frozen=True)
+class WordTable:
+    """Which words the articles of a period hold and when, compactly: a word's share of the articles within
+    some days of a date is two binary searches. ``keys`` are word * span + (day - day0), sorted."""
+
+    day0: float
+    span: float  # wider than the period plus twice the widest window looked at: one word's keys never reach the next's
+    keys: np.ndarray
+    days: np.ndarray  # the articles' days, sorted
+
+    @staticmethod
+    def spacing(first: float, last: float, config: StoryConfig) -> float:
+        return float(last - first) + 4 * max(config.background_days, config.rarity_days) + 1.0
+
+    @classmethod
+    def of(cls, corpus: StoryCorpus, config: StoryConfig) -> WordTable:
+        """The table of the corpus's own dated articles."""
+        n = corpus.dated
+        day0 = float(corpus.days[0])
+        span = cls.spacing(day0, corpus.days[n - 1], config)
+        keys = np.sort(corpus.occ_word * span + (corpus.days[corpus.occ_row] - day0))
+        return cls(day0, span, keys, corpus.days[:n])
+
+
+class WordCounter:
+    """Builds the WordTable of a period from its dated articles, added a slice at a time in any order,
+    numbering their words with one Lexicon (corpora weighed against the table must share it)."""
+
+    def __init__(self, first: float, last: float, config: StoryConfig, lexicon: Lexicon | None = None):
+        self.lexicon = lexicon or Lexicon()
+        self.day0 = float(first)
+        self.span = WordTable.spacing(first, last, config)
+        self._keys: list[np.ndarray] = []
+        self._days: list[np.ndarray] = []
+
+    def add(self, articles: Sequence[StoryArticle]) -> list[frozenset[int]]:
+        """Count the articles' words; returns their word numbers."""
+        days = np.array([day_of(a.published) for a in articles], dtype=np.float64)
+        if np.isnan(days).any():
+            raise ValueError("only dated articles are counted")
+        numbered = self.lexicon.numbered([text_of(a) for a in articles])
+        occ_row, occ_word = _occurrences(numbered)
+        self._keys.append(occ_word * self.span + (days[occ_row] - self.day0))
+        self._days.append(days)
+        return numbered
+
+    def table(self) -> WordTable:
+        keys = np.sort(np.concatenate(self._keys)) if self._keys else np.zeros(0)
+        days = np.sort(np.concatenate(self._days)) if self._days else np.zeros(0)
+        return WordTable(self.day0, self.span, keys, days)
+
+
 @dataclass(frozen=True)
 class WordWeights:
     """The burst and the rarity of each word of some rows: ``at[row][word]`` indexes ``burst`` and ``rarity``."""
@@ -135,20 +228,18 @@ def burst_weights(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray) ->
 def word_weights(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray) -> WordWeights:
     """Burst (as in ``burst_weights``) and rarity of each word of each dated row of ``rows``. The rarity is
     log(articles within ``rarity_days`` / those of them holding the word): an inverse document frequency
-    measured around the article, so an update that passes the articles of ``context_days`` sees a rebuild's."""
+    measured around the article. Both count the corpus's table: its own articles, or a wider period's."""
     n = corpus.dated
     if n == 0 or len(rows) == 0:
         return WordWeights({}, [], [])
-    day0 = corpus.days[0]
-    span = float(corpus.days[n - 1] - day0) + 4 * max(config.background_days, config.rarity_days) + 1.0
-    keys = np.sort(corpus.occ_word * span + (corpus.days[corpus.occ_row] - day0))
+    table = corpus.table or WordTable.of(corpus, config)
+    keys, days = table.keys, table.days
     wanted = np.zeros(n, dtype=bool)
     wanted[rows[rows < n]] = True
     pick = wanted[corpus.occ_row]
     occ_row, occ_word = corpus.occ_row[pick], corpus.occ_word[pick]
     at = corpus.days[occ_row]
-    base = occ_word * span + (at - day0)
-    days = corpus.days[:n]
+    base = occ_word * table.span + (at - table.day0)
 
     def share(before: float, after: float) -> np.ndarray:
         holding = np.searchsorted(keys, base + after, side="right") - np.searchsorted(keys, base - before, side="left")

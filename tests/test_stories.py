@@ -12,11 +12,14 @@ import pytest
 from search.stories import (
     DEFAULT,
     StoryConfig,
+    Timeline,
+    assign_all,
     assign_stories,
     candidate_features,
     context_days,
     cosine_baseline,
     stories_from_pairs,
+    update_all,
     update_stories,
     words,
 )
@@ -270,3 +273,68 @@ def test_stories_from_featured_pairs_equal_a_full_assignment():
     assert stories_from_pairs(built, pairs, DEFAULT) == assign_stories(items, vectors).stories
     strict = replace(DEFAULT, link_probability=0.999, copy_cosine=1.01)
     assert stories_from_pairs(built, pairs, strict) == assign_stories(items, vectors, strict).stories
+
+
+# -- slices: bounded memory -------------------------------------------------------------------
+class Counting:
+    """A StorySource over in-memory articles that remembers the largest request."""
+
+    def __init__(self, items: list[Item], vectors: np.ndarray):
+        self.row = {a.id: r for r, a in enumerate(items)}
+        self.items, self.vecs = items, vectors
+        self.largest = 0
+
+    def articles(self, ids):
+        self.largest = max(self.largest, len(ids))
+        return [self.items[self.row[i]] for i in ids]
+
+    def vectors(self, ids):
+        return self.vecs[[self.row[i] for i in ids]]
+
+
+def eventful(space: Space, days: int = 240) -> list:
+    """Four articles a day of background, and an event of three updates every ten days."""
+    rows = background(space, days=days, every=0.25)
+    for e in range(days // 10):
+        rows += [
+            (
+                Item(f"e{e}-{k}", f"Storm{e} hits Town{e}", f"Update {k} on storm{e}", day(10 * e + k)),
+                space.vector(e, 0.9),
+            )
+            for k in range(3)
+        ]
+    rows.append((Item("undated", "No date at all"), space.vector()))
+    return rows
+
+
+def test_small_slices_find_the_stories_of_one_pass_and_read_little_at_a_time():
+    items, vectors = corpus(eventful(Space(8)))
+    whole = assign_stories(items, vectors).stories
+    assert len(groups(whole)) < len(items) - 40  # the events were found
+    source = Counting(items, vectors)
+    timeline = Timeline.of({a.id: a.published for a in items})
+    sliced = assign_all(timeline, source, slice_size=40)
+    assert sliced.stories == whole
+    assert source.largest <= 40 + 2 * 4 * DEFAULT.window_days + 8  # a slice and a week of articles on either side
+
+
+def test_small_slices_update_as_one_pass_does():
+    rows = eventful(Space(9))
+    items, vectors = corpus(rows)
+    late = {a.id for a in items[-200:]}
+    early = [r for r in rows if r[0].id not in late]
+    before = assign_stories(*corpus(early)).stories
+    expected = update_stories(before, items, vectors, changed=sorted(late))
+    source = Counting(items, vectors)
+    timeline = Timeline.of({a.id: a.published for a in items})
+    sliced = update_all(timeline, source, before, sorted(late), slice_size=40)
+    assert sliced.stories == expected.stories
+    assert (sliced.examined, sliced.recomputed) == (expected.examined, expected.recomputed)
+
+
+def test_a_source_that_disagrees_with_the_timeline_is_an_error():
+    items, vectors = corpus(eventful(Space(10), days=30))
+    timeline = Timeline.of({a.id: a.published for a in items})
+    shifted = [replace(a, published=day(400)) if a.id == "e1-0" else a for a in items]
+    with pytest.raises(ValueError, match="not the timeline's"):
+        assign_all(timeline, Counting(shifted, vectors))
