@@ -33,6 +33,13 @@ its id and its articles, and may gain new ones. Word bursts are measured against
 around each one, so an update can differ from a rebuild near its edges (adding huffpost-10k's
 newest 1,000 articles to the other 8,998 found 98.7% of a rebuild's same-story pairs; 0.7% of its
 own were not a rebuild's).
+
+Memory: ``assign_all`` and ``update_all`` read the articles from a ``StorySource`` a slice of the
+timeline at a time. They first count the words of the period around the recomputed articles into
+a ``WordTable`` (a sorted array of word x day keys), then find the links of each slice (its articles
+and those within ``window_days`` of them), weighing words against that table, and finally group the
+links over the ``Timeline`` (ids and days only). The stories are the ones a single pass over all
+the articles finds; ``assign_stories`` and ``update_stories`` are the same over articles in memory.
 """
 
 from __future__ import annotations
