@@ -325,7 +325,7 @@ class _InMemory:
         return self._vectors[[self.row[i] for i in ids]]
 
 
-SLICE = 4096  # articles held at once: a slice of the timeline and the week on either side of it
+SLICE = 4096  # articles held at once: a slice of the timeline and the window (window_days) on either side of it
 
 
 # -- the API ------------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ def test_small_slices_find_the_stories_of_one_pass_and_read_little_at_a_time():
     timeline = Timeline.of({a.id: a.published for a in items})
     sliced = assign_all(timeline, source, slice_size=40)
     assert sliced.stories == whole
-    assert source.largest <= 40 + 2 * 4 * DEFAULT.window_days + 8  # a slice and a week of articles on either side
+    assert source.largest <= 40 + 2 * 4 * DEFAULT.window_days + 8  # a slice and its window of articles on either side
 
 
 def test_small_slices_update_as_one_pass_does():
