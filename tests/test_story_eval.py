@@ -213,8 +213,10 @@ def test_the_shared_gold_matches_the_corpus_without_embedding():
 def test_the_huffpost_months_match_their_corpus():
     from conftest import ROOT
 
-    golds = load_golds(ROOT / "eval" / "stories-huffpost")
-    assert [g.name for g in golds] == ["huffpost-2018-10", "huffpost-2019-09", "huffpost-2020-08", "huffpost-2021-04"]
+    folder = ROOT / "eval" / "stories-huffpost"
+    golds = load_golds(folder)
+    assert [g.name for g in golds] == sorted(p.stem for p in folder.glob("huffpost-*.json"))
+    assert len(golds) >= 5
     shared_or_skip(golds[0].corpus)
     articles = load_articles(golds[0].corpus)
     for gold in golds:
