@@ -104,15 +104,6 @@ class ArticleStore:
             for i, provider, domain, topics, published, story in rows
         }
 
-    def published(self, ids: Sequence[str]) -> dict[str, str]:
-        """id -> ISO publication time (UTC, so strings sort by time) for the dated ones."""
-        out: dict[str, str] = {}
-        for chunk in _chunks(list(ids)):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, published FROM articles WHERE id IN ({marks}) AND published IS NOT NULL"
-            out.update(self._conn.execute(sql, chunk))
-        return out
-
     def upsert(self, articles: Iterable[Article]) -> None:
         for a in articles:
             self._remove(a.id)

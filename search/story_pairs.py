@@ -177,8 +177,13 @@ class WordTable:
         n = corpus.dated
         day0 = float(corpus.days[0])
         span = cls.spacing(day0, corpus.days[n - 1], config)
-        keys = np.sort(corpus.occ_word * span + (corpus.days[corpus.occ_row] - day0))
+        keys = np.sort(_keys(corpus.occ_word, corpus.days[corpus.occ_row], day0, span))
         return cls(day0, span, keys, corpus.days[:n])
+
+
+def _keys(words: np.ndarray, days: np.ndarray, day0: float, span: float) -> np.ndarray:
+    """The WordTable key of each (word, day): one word's keys are a run, in order of day."""
+    return words * span + (days - day0)
 
 
 class WordCounter:
@@ -199,7 +204,7 @@ class WordCounter:
             raise ValueError("only dated articles are counted")
         numbered = self.lexicon.numbered([text_of(a) for a in articles])
         occ_row, occ_word = _occurrences(numbered)
-        self._keys.append(occ_word * self.span + (days[occ_row] - self.day0))
+        self._keys.append(_keys(occ_word, days[occ_row], self.day0, self.span))
         self._days.append(days)
         return numbered
 
@@ -239,7 +244,7 @@ def word_weights(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray) -> 
     pick = wanted[corpus.occ_row]
     occ_row, occ_word = corpus.occ_row[pick], corpus.occ_word[pick]
     at = corpus.days[occ_row]
-    base = occ_word * table.span + (at - table.day0)
+    base = _keys(occ_word, at, table.day0, table.span)
 
     def share(before: float, after: float) -> np.ndarray:
         holding = np.searchsorted(keys, base + after, side="right") - np.searchsorted(keys, base - before, side="left")
