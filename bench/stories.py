@@ -3,6 +3,7 @@ across the HuffPost months, and the cost of assigning stories at 10k and of addi
 
     python -m bench.run_all stories     # writes bench/results/stories.json
     python -m bench.stories --fit       # refit the pair model on all the HuffPost months; print it
+    python -m bench.stories --share 0.2,0.25   # the month-left-out F1 under other min_link_share values
 
 Quality: pairwise and B-cubed F1 against ../shared/eval/stories (copies across outlets) and
 eval/stories-huffpost (one outlet's updates; stories assigned over the whole huffpost-10k file,
@@ -21,6 +22,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -194,13 +196,25 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help="fit the pair model on all the months and print it")
+    parser.add_argument(
+        "--share", help="comma-separated min_link_share values: each month left out, pooled pairwise F1 of each"
+    )
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "work" / "stories")
     args = parser.parse_args(argv)
-    if not args.fit:
-        parser.error("run the benchmark with `python -m bench.run_all stories`; this entry point only has --fit")
+    if not args.fit and not args.share:
+        parser.error("run the benchmark with `python -m bench.run_all stories`; this entry point has --fit and --share")
     embedder = load_embedder(os.environ.get("SEARCH_INDEX_EMBEDDER", "onnx-int8"), None, None, threads=1)
     sets = load_dev_sets(embedder, args.cache)
     months = [sets[m] for m in months_of(sets)]
+    if args.share:
+        featured = FeaturedSets(months)
+        for share in (float(x) for x in args.share.split(",")):
+            config = replace(DEFAULT, min_link_share=share)
+            pooled_f1 = cross_validate(months, config, featured=featured.grouped_by(config))["pooled"]["stories"]
+            result = pooled_f1["pairwise"]
+            print(f"min_link_share {share}: month left out, pooled pairwise F1 {result['f1']:.3f}", end="")
+            print(f" (precision {result['precision']:.3f}, recall {result['recall']:.3f})")
+        return
     featured = FeaturedSets(months)
     weights = featured.fit(months)
     threshold, f1 = featured.choose_threshold(months, weights)

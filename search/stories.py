@@ -16,9 +16,13 @@ Two articles are linked when they are at most ``window_days`` apart, one is amon
   feature is the *rarity* of the rarest word they share: log(articles within ``rarity_days`` /
   those holding it), a document frequency measured around the article.
 
-Stories are the connected groups of links, taken strongest first, except that a link is dropped
-when the story it would make spans more than ``max_span_days``: a chain of weekly links cannot
-run through unrelated events for months. An article without a date is a story of its own.
+Stories are built from the links, strongest first. A link joins its two articles' groups unless
+the story it would make spans more than ``max_span_days`` (a chain of weekly links cannot run
+through unrelated events for months), or it is a model link (weaker than ``copy_cosine``) and
+fewer than ``min_link_share`` of the pairs across the two groups are links: a story grows by
+articles tied to a good part of it, not by a chain of pairwise links through an ongoing
+situation's separate events (an outbreak's daily counts, a crisis's strike, protests and
+downing of an airliner). An article without a date is a story of its own.
 
 Story ids: a new story takes the id of its earliest article (ties: the smaller id). Given the
 previous assignment, each story keeps the previous id that most of its articles had (ties: the
@@ -99,10 +103,9 @@ class StoryArticle(Protocol):
 
 
 # Pair model: intercept, cosine, days apart, burst of shared words, same section, different sections, rarity of
-# the rarest shared word. Fitted with `python -m bench.stories --fit` (L2 0.1) on the HuffPost dev months 2018-10,
-# 2019-09, 2020-08 and 2021-04 (eval/stories-huffpost), before 2020-01 was labelled as a test of it (`--fit` now
-# fits on all five); features, L2, rarity_days and window_days chosen by leaving one of the four months out.
-PAIR_WEIGHTS = (-9.456, 6.265, -0.101, 0.277, 0.288, -0.288, 0.649)
+# the rarest shared word. Fitted with `python -m bench.stories --fit` (L2 0.1) on the five HuffPost dev months
+# (eval/stories-huffpost); features, L2, rarity_days, window_days and min_link_share chosen by leaving one month out.
+PAIR_WEIGHTS = (-8.086, 3.420, -0.194, 0.297, 0.469, -0.469, 0.653)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class StoryConfig:
     copy_cosine: float = 0.75  # at or above: copies, linked without the model
     link_probability: float = 0.3  # the pair model's threshold for a link
     max_span_days: float = 14.0  # no story spans more than this (first to last article)
+    min_link_share: float = 0.25  # a model link joins two groups only if this share of the pairs across them are links
     burst_days: float = 7.0  # a word's "now": within this many days of the article
     background_days: float = 90.0  # ... compared with its frequency within this many days
     rarity_days: float = 730.0  # a word's rarity: its document frequency within this many days
@@ -131,6 +135,7 @@ class StoryConfig:
             "copy_cosine": self.copy_cosine,
             "link_probability": self.link_probability,
             "max_span_days": self.max_span_days,
+            "min_link_share": self.min_link_share,
             "burst_days": self.burst_days,
             "background_days": self.background_days,
             "rarity_days": self.rarity_days,
@@ -194,12 +199,13 @@ def linked(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig) -> tuple[np.n
 
 # -- clustering ---------------------------------------------------------------------------------
 class _Forest:
-    """Union-find over rows that remembers each group's first and last day."""
+    """Union-find over rows that remembers each group's first and last day and its rows."""
 
     def __init__(self, days: np.ndarray):
         self.parent = list(range(len(days)))
         self.first = days.tolist()
         self.last = days.tolist()
+        self.rows: dict[int, list[int]] = {}  # root -> its rows, for groups of two or more
 
     def root(self, x: int) -> int:
         parent = self.parent
@@ -218,25 +224,43 @@ class _Forest:
         a, b = min(a, b), max(a, b)
         self.parent[b] = a
         self.first[a], self.last[a] = first, last
+        self.rows[a] = self.members(a) + self.rows.pop(b, [b])
         return True
+
+    def members(self, root: int) -> list[int]:
+        return self.rows.get(root, [root])
+
+
+def _share_of_links(forest: _Forest, a: int, b: int, links: set[tuple[int, int]]) -> float:
+    """The share of the pairs across the groups of roots ``a`` and ``b`` that are links."""
+    left, right = forest.members(a), forest.members(b)
+    found = sum(1 for x in left for y in right if (min(x, y), max(x, y)) in links)
+    return found / (len(left) * len(right))
 
 
 def cluster(
     corpus: Timeline | StoryCorpus,
     links: tuple[np.ndarray, np.ndarray, np.ndarray],
-    max_span: float,
+    config: StoryConfig,
     fixed: Mapping[int, str] | None = None,
 ) -> list[int]:
     """Root row of every row. Rows in ``fixed`` start grouped by their story; then links join groups,
-    strongest first, skipping any that would make a story span more than ``max_span`` days."""
+    strongest first, skipping any that would make a story span more than ``max_span_days`` and any model
+    link (weaker than ``copy_cosine``) across groups too few of whose pairs are links (``min_link_share``)."""
     forest = _Forest(corpus.days)
     first_of: dict[str, int] = {}
     for row, story in sorted((fixed or {}).items()):
         forest.join(first_of.setdefault(story, row), row)
     left, right, strength = links
+    known = set(zip(left.tolist(), right.tolist(), strict=True))
     order = np.lexsort((right, left, -strength))
-    for i, j in zip(left[order].tolist(), right[order].tolist(), strict=True):
-        forest.join(i, j, max_span)
+    for i, j, s in zip(left[order].tolist(), right[order].tolist(), strength[order].tolist(), strict=True):
+        a, b = forest.root(i), forest.root(j)
+        if a == b:
+            continue
+        if s < config.copy_cosine and _share_of_links(forest, a, b, known) < config.min_link_share:
+            continue
+        forest.join(a, b, config.max_span_days)
     return [forest.root(x) for x in range(len(corpus.ids))]
 
 
@@ -415,7 +439,7 @@ def stories_from_pairs(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig = 
     ``assign_stories`` does once the pairs are featured. An evaluation trying several weights and
     thresholds features the pairs once (the features do not depend on either)."""
     left, right, strength = linked(corpus, pairs, config)
-    roots = cluster(corpus, (left, right, strength), config.max_span_days)
+    roots = cluster(corpus, (left, right, strength), config)
     return _name(corpus, _groups(roots), {})
 
 
@@ -485,7 +509,7 @@ def _recompute(
     inside[rows] = True
     left, right, strength = _links(timeline, source, config, rows[rows < timeline.dated], slice_size)
     keep = inside[left] | inside[right]
-    roots = cluster(timeline, (left[keep], right[keep], strength[keep]), config.max_span_days, fixed)
+    roots = cluster(timeline, (left[keep], right[keep], strength[keep]), config, fixed)
     touched = [g for g in _groups(roots) if inside[g].any()]
     if reserved is None:
         ids = {timeline.ids[r] for g in touched for r in g}

@@ -15,6 +15,7 @@ it over the HuffPost months; its pooled pairwise F1 is the figure to expect on a
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import Counter
@@ -298,6 +299,17 @@ class FeaturedSets:
             if s.corpus not in self.corpora:
                 corpus = StoryCorpus.build(s.articles, s.vectors)
                 self.corpora[s.corpus] = (corpus, pair_features(corpus, config))
+
+    def grouped_by(self, config: StoryConfig) -> FeaturedSets:
+        """The same featured pairs, grouped under ``config`` (its candidate settings must be these ones'; the
+        grouping settings, such as ``min_link_share``, may differ)."""
+        if replace(config, min_link_share=0.0, max_span_days=0.0) != replace(
+            self.config, min_link_share=0.0, max_span_days=0.0
+        ):
+            raise ConfigError("only the grouping settings (min_link_share, max_span_days) may change")
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     def examples(self, s: EvalSet) -> tuple[np.ndarray, np.ndarray]:
         """Features and labels (1: one gold story) of the candidate pairs whose two articles ``s`` scores."""

@@ -16,6 +16,7 @@ from search.stories import (
     assign_all,
     assign_stories,
     candidate_features,
+    cluster,
     context_days,
     cosine_baseline,
     stories_from_pairs,
@@ -155,6 +156,21 @@ def test_a_chain_of_links_never_spans_more_than_max_span_days():
         assert max(dates) - min(dates) <= timedelta(days=DEFAULT.max_span_days)
     assert len(groups(stories)) > 1
     assert len(groups(assign_stories(items, vectors, replace(DEFAULT, max_span_days=100)).stories)) == 1
+
+
+def test_a_chain_of_model_links_joins_a_story_only_where_enough_of_it_is_linked():
+    timeline = Timeline.of({f"a{k}": day(k / 4) for k in range(5)})
+    chain = (np.arange(4), np.arange(1, 5), np.array([0.6, 0.55, 0.5, 0.45]))  # a0-a1, a1-a2, a2-a3, a3-a4
+    half = replace(DEFAULT, min_link_share=0.5)
+    # a2 is linked to one of {a0, a1} (a half); a3 to one of {a0, a1, a2} (a third): it starts a group of its own
+    assert cluster(timeline, chain, half) == [0, 0, 0, 3, 3]
+    assert cluster(timeline, chain, replace(DEFAULT, min_link_share=0.0)) == [0] * 5
+    copies = (chain[0], chain[1], np.full(4, DEFAULT.copy_cosine))  # copies join whatever the share
+    assert cluster(timeline, copies, half) == [0] * 5
+    closer = (np.array([0, 1, 2, 0]), np.array([1, 2, 3, 3]), np.array([0.6, 0.55, 0.5, 0.4]))  # a3 also tied to a0
+    # at 0.6 a2 stays out of {a0, a1} (1 of 2), joins a3, and {a0, a1} x {a2, a3} has 2 links of 4
+    assert cluster(timeline, closer, replace(half, min_link_share=0.6)) == [0, 0, 2, 2, 4]
+    assert cluster(timeline, closer, replace(half, min_link_share=0.3)) == [0, 0, 0, 0, 4]  # a3: 2 of 3
 
 
 def test_candidates_grow_with_the_corpus_not_its_square():

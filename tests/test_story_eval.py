@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -303,3 +304,15 @@ def test_pooled_scores_keep_each_sets_stories_apart(three_months):
 def test_cross_validation_needs_two_sets(three_months):
     with pytest.raises(ConfigError, match="two gold sets"):
         cross_validate(three_months[:1])
+
+
+def test_featured_pairs_regrouped_under_other_grouping_settings(three_months):
+    featured = FeaturedSets(three_months)
+    s = three_months[0]
+    for config in (replace(DEFAULT, min_link_share=1.0), replace(DEFAULT, max_span_days=1.0)):
+        regrouped = featured.grouped_by(config)
+        assert regrouped.corpora is featured.corpora and featured.config == DEFAULT
+        predicted = regrouped.predict(DEFAULT.weights, DEFAULT.link_probability)[s.corpus]
+        assert predicted == assign_stories(s.articles, s.vectors, config).stories
+    with pytest.raises(ConfigError, match="grouping settings"):
+        featured.grouped_by(replace(DEFAULT, window_days=3.0))
