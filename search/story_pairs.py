@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from search.stories import StoryArticle, StoryConfig
 
 DAY = 86400.0
-PAIR_FEATURES = ("cosine", "days", "burst", "same_section", "other_section", "rarest")
+PAIR_FEATURES = ("cosine", "days", "burst", "same_section", "other_section", "rarest", "title_burst")
 
 
 # -- words --------------------------------------------------------------------------------------
@@ -100,6 +100,7 @@ class StoryCorpus:
     days: np.ndarray  # float days since the epoch, nan when undated
     vectors: np.ndarray  # unit rows
     words: list[frozenset[int]]  # word numbers
+    titles: list[frozenset[int]]  # word numbers of the titles alone
     lexicon: Lexicon  # word number -> word
     topics: list[frozenset[str]]
     figures: list[frozenset[str]]  # decimal figures the text states
@@ -135,6 +136,7 @@ class StoryCorpus:
             days=days[order],
             vectors=np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[order]),
             words=numbered,
+            titles=lexicon.numbered([a.title for a in arts]),
             lexicon=lexicon,
             topics=[frozenset(a.topics) for a in arts],
             figures=[frozenset(_FIGURE.findall(t)) for t in texts],
@@ -339,21 +341,23 @@ def _candidate_pairs(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray 
 
 
 def pair_features(corpus: StoryCorpus, config: StoryConfig, rows: np.ndarray | None = None) -> Pairs:
-    """Candidate pairs with cosine, days apart, burst of shared words, same section, other section, and the
-    rarity of the rarest word they share."""
+    """Candidate pairs with cosine, days apart, burst of shared words, same section, other section, the
+    rarity of the rarest word they share, and the burst of the words their titles share."""
     left, right, sim = candidate_pairs(corpus, config, rows)
     weights = word_weights(corpus, config, np.unique(np.concatenate([left, right])))
     at, bursts, rarity = weights.at, weights.burst, weights.rarity
     feats = np.zeros((len(left), len(PAIR_FEATURES)), dtype=np.float64)
     feats[:, 0] = sim
     feats[:, 1] = np.abs(corpus.days[left] - corpus.days[right])
-    burst, topics = feats[:, 2], corpus.topics
+    burst, title_burst, topics, titles = feats[:, 2], feats[:, 6], corpus.topics, corpus.titles
     for p, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
         wi, wj = at.get(i, _NONE), at.get(j, _NONE)
         shared = wi.keys() & wj.keys()
         if shared:
             burst[p] = sum(bursts[wi[w]] + bursts[wj[w]] for w in shared) / 2
             feats[p, 5] = max(rarity[wi[w]] + rarity[wj[w]] for w in shared) / 2
+            in_titles = titles[i] & titles[j]  # title words are text words: each has its burst in wi and wj
+            title_burst[p] = sum(bursts[wi[w]] + bursts[wj[w]] for w in in_titles) / 2
         if topics[i] and topics[j]:
             feats[p, 3 if topics[i] & topics[j] else 4] = 1.0
     return Pairs(left, right, feats)

@@ -24,7 +24,7 @@ from search.stories import (
     update_stories,
     words,
 )
-from search.story_pairs import StoryCorpus, pair_features
+from search.story_pairs import PAIR_FEATURES, StoryCorpus, pair_features
 
 START = datetime(2020, 1, 1, 12, tzinfo=UTC)
 DIM = 64
@@ -180,7 +180,7 @@ def test_candidates_grow_with_the_corpus_not_its_square():
     config = replace(DEFAULT, neighbours=5)
     pairs, features = candidate_features(items, vectors, config)
     assert len(pairs) <= 600 * 5
-    assert features.shape == (len(pairs), 6)
+    assert features.shape == (len(pairs), len(PAIR_FEATURES))
     assert all(f[1] <= config.window_days for f in features)
 
 
@@ -277,8 +277,31 @@ def test_update_needs_the_changed_articles():
 def test_config_reports_its_rule():
     data = StoryConfig().to_dict()
     assert data["copy_cosine"] == 0.75
-    assert set(data["weights"]) == {"intercept", "cosine", "days", "burst", "same_section", "other_section", "rarest"}
+    assert list(data["weights"]) == ["intercept", *PAIR_FEATURES]
+    assert {"cosine", "days", "burst", "rarest", "title_burst"} <= set(PAIR_FEATURES)
     assert context_days() > DEFAULT.reach_days > DEFAULT.max_span_days
+
+
+def test_title_burst_counts_only_the_bursty_words_both_titles_hold():
+    space = Space(3)
+    rows = background(space, every=0.25)
+    v = space.vector("quake", 0.9)
+    rows += [
+        (Item("t1", "Quake hits Almaty", "Rescuers search the rubble.", day(100)), v),
+        (Item("t2", "Almaty quake toll rises", "Rescuers search the rubble.", day(101)), v),
+        (Item("t3", "City counts the damage", "Rescuers search the rubble after the Almaty quake.", day(102)), v),
+    ]
+    items, vectors = corpus(rows)
+    built = StoryCorpus.build(items, vectors)
+    pairs = pair_features(built, DEFAULT)
+    column = PAIR_FEATURES.index("title_burst")
+    feature = {}
+    for i, j, row in zip(pairs.left.tolist(), pairs.right.tolist(), pairs.features, strict=True):
+        feature[frozenset((built.ids[i], built.ids[j]))] = row
+    both_titles, one_title = feature[frozenset(("t1", "t2"))], feature[frozenset(("t1", "t3"))]
+    assert both_titles[column] > 0 and one_title[column] == 0.0  # "almaty" and "quake": t3 has them in its excerpt
+    assert one_title[PAIR_FEATURES.index("burst")] > 0  # ... so its words' burst counts them
+    assert both_titles[column] <= both_titles[PAIR_FEATURES.index("burst")]
 
 
 def test_stories_from_featured_pairs_equal_a_full_assignment():

@@ -14,7 +14,7 @@ from conftest import CORPUS, SHARED, shared_or_skip
 from search.cli import main
 from search.embedding import HashEmbedder
 from search.errors import ConfigError
-from search.stories import DEFAULT, assign_stories, cosine_baseline
+from search.stories import DEFAULT, PAIR_FEATURES, assign_stories, cosine_baseline
 from search.story_eval import (
     L2,
     FeaturedSets,
@@ -159,7 +159,7 @@ def test_pair_examples_and_the_logistic_fit(tiny, tmp_path):
     vectors = article_vectors(articles, HashEmbedder())
     gold = gold_grouping(load_gold(tiny), articles)
     features, labels = pair_examples(articles, vectors, gold, DEFAULT)
-    assert features.shape[1] == 6 and set(labels) <= {0.0, 1.0} and labels.sum() >= 1
+    assert features.shape[1] == len(PAIR_FEATURES) and set(labels) <= {0.0, 1.0} and labels.sum() >= 1
     # one feature, labels 1 above 0.5: the fitted boundary sits near 0.5 and the weight is positive
     x = np.linspace(0, 1, 201)[:, None]
     y = (x[:, 0] > 0.5) ^ (np.arange(201) % 10 == 0)  # a little noise
