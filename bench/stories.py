@@ -3,7 +3,7 @@ across the HuffPost months, and the cost of assigning stories at 10k and of addi
 
     python -m bench.run_all stories     # writes bench/results/stories.json
     python -m bench.stories --fit       # refit the pair model on all the HuffPost months; print it
-    python -m bench.stories --share 0.2,0.25   # the month-left-out F1 under other min_link_share values
+    python -m bench.stories --sweep min_link_share=0.2,0.25   # the month-left-out F1 under other values of a setting
 
 Quality: pairwise and B-cubed F1 against ../shared/eval/stories (copies across outlets) and
 eval/stories-huffpost (one outlet's updates; stories assigned over the whole huffpost-10k file,
@@ -31,6 +31,7 @@ import numpy as np
 from bench.common import ROOT, Context, target, write_result
 from search.stories import DEFAULT, StoryConfig, assign_stories, cosine_baseline, update_stories
 from search.story_eval import (
+    GROUPING_SETTINGS,
     EvalSet,
     FeaturedSets,
     cross_validate,
@@ -191,28 +192,47 @@ def _targets(figures: dict, shared: str, months: list[str]) -> list[dict]:
     return rows
 
 
+def _sweep(parser: argparse.ArgumentParser, text: str) -> tuple[str, list[float]]:
+    """SETTING=V1,V2,... as the setting's name and its values (ints for an int setting)."""
+    name, _, values = text.partition("=")
+    settings = [k for k in DEFAULT.to_dict() if k != "weights"]
+    if name not in settings:
+        parser.error(f"--sweep: {name!r} is not a story setting; one of {', '.join(settings)}")
+    kind = type(getattr(DEFAULT, name))
+    try:
+        return name, [kind(v) for v in values.split(",")]
+    except ValueError:
+        parser.error(f"--sweep: {name} takes {kind.__name__} values, got {values!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from search.embedding import load_embedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help="fit the pair model on all the months and print it")
     parser.add_argument(
-        "--share", help="comma-separated min_link_share values: each month left out, pooled pairwise F1 of each"
+        "--sweep",
+        metavar="SETTING=V1,V2,...",
+        help="a story setting (min_link_share, max_span_days, window_days...): month-left-out F1 of each value",
     )
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "work" / "stories")
     args = parser.parse_args(argv)
-    if not args.fit and not args.share:
-        parser.error("run the benchmark with `python -m bench.run_all stories`; this entry point has --fit and --share")
+    if not args.fit and not args.sweep:
+        parser.error("run the benchmark with `python -m bench.run_all stories`; this entry point has --fit and --sweep")
+    name, values = _sweep(parser, args.sweep) if args.sweep else ("", [])
     embedder = load_embedder(os.environ.get("SEARCH_INDEX_EMBEDDER", "onnx-int8"), None, None, threads=1)
     sets = load_dev_sets(embedder, args.cache)
     months = [sets[m] for m in months_of(sets)]
-    if args.share:
+    if args.sweep:
         featured = FeaturedSets(months)
-        for share in (float(x) for x in args.share.split(",")):
-            config = replace(DEFAULT, min_link_share=share)
-            pooled_f1 = cross_validate(months, config, featured=featured.grouped_by(config))["pooled"]["stories"]
-            result = pooled_f1["pairwise"]
-            print(f"min_link_share {share}: month left out, pooled pairwise F1 {result['f1']:.3f}", end="")
+        for value in values:
+            config = replace(DEFAULT, **{name: value})
+            if name in GROUPING_SETTINGS:  # the featured pairs stay the same
+                regrouped = featured.grouped_by(config)
+            else:
+                regrouped = FeaturedSets(months, config)
+            result = cross_validate(months, config, featured=regrouped)["pooled"]["stories"]["pairwise"]
+            print(f"{name} {value}: month left out, pooled pairwise F1 {result['f1']:.3f}", end="")
             print(f" (precision {result['precision']:.3f}, recall {result['recall']:.3f})")
         return
     featured = FeaturedSets(months)

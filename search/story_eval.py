@@ -287,6 +287,9 @@ def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None
     return out
 
 
+GROUPING_SETTINGS = ("min_link_share", "max_span_days")  # story settings that leave the featured pairs as they are
+
+
 class FeaturedSets:
     """The candidate pairs of each corpus of some sets, featured once: fitting and predicting under many
     weights and thresholds then costs a logistic and a clustering per corpus, not a new featurisation."""
@@ -303,10 +306,9 @@ class FeaturedSets:
     def grouped_by(self, config: StoryConfig) -> FeaturedSets:
         """The same featured pairs, grouped under ``config`` (its candidate settings must be these ones'; the
         grouping settings, such as ``min_link_share``, may differ)."""
-        if replace(config, min_link_share=0.0, max_span_days=0.0) != replace(
-            self.config, min_link_share=0.0, max_span_days=0.0
-        ):
-            raise ConfigError("only the grouping settings (min_link_share, max_span_days) may change")
+        unset = dict.fromkeys(GROUPING_SETTINGS, 0.0)
+        if replace(config, **unset) != replace(self.config, **unset):
+            raise ConfigError(f"only the grouping settings ({', '.join(GROUPING_SETTINGS)}) may change")
         other = copy.copy(self)
         other.config = config
         return other

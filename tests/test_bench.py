@@ -257,3 +257,16 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     names = [t["target"] for t in result["targets"]]
     assert any("copies: pairwise F1" in n for n in names) and any("leave one month out" in n for n in names)
     assert any(n.startswith("Story assignment, 60 articles") for n in names)
+
+
+def test_stories_sweep_reads_a_setting_and_its_values():
+    import argparse
+
+    from bench.stories import _sweep
+
+    parser = argparse.ArgumentParser(prog="stories")
+    assert _sweep(parser, "min_link_share=0.2,0.25") == ("min_link_share", [0.2, 0.25])
+    assert _sweep(parser, "neighbours=10,20") == ("neighbours", [10, 20])
+    for bad in ("weights=1", "nope=1", "neighbours=1.5", "window_days="):
+        with pytest.raises(SystemExit):
+            _sweep(parser, bad)
