@@ -18,6 +18,10 @@ Two articles are linked when they are at most ``window_days`` apart, one is amon
   share: a headline names the happening (the lockdown, the funeral, the verdict), an excerpt
   often only its setting.
 
+Never linked, whatever the cosine or the model: two editions of a series, whose titles are alike
+but for their numbers and which are at least ``series_days`` apart (a weekly list and the next
+week's: the rules keep them apart, and they read alike).
+
 Stories are built from the links, strongest first. A link joins its two articles' groups unless
 the story it would make spans more than ``max_span_days`` (a chain of weekly links cannot run
 through unrelated events for months), or it is a model link (weaker than ``copy_cosine``) and
@@ -120,6 +124,7 @@ class StoryConfig:
     link_probability: float = 0.4  # the pair model's threshold for a link
     max_span_days: float = 14.0  # no story spans more than this (first to last article)
     min_link_share: float = 0.25  # a model link joins two groups only if this share of the pairs across them are links
+    series_days: float = 5.0  # titles alike but for their numbers, this many days apart or more: a series, never linked
     burst_days: float = 7.0  # a word's "now": within this many days of the article
     background_days: float = 90.0  # ... compared with its frequency within this many days
     rarity_days: float = 730.0  # a word's rarity: its document frequency within this many days
@@ -139,6 +144,7 @@ class StoryConfig:
             "link_probability": self.link_probability,
             "max_span_days": self.max_span_days,
             "min_link_share": self.min_link_share,
+            "series_days": self.series_days,
             "burst_days": self.burst_days,
             "background_days": self.background_days,
             "rarity_days": self.rarity_days,
@@ -196,8 +202,22 @@ def linked(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig) -> tuple[np.n
         if a and b and not a & b:
             copy[p] = False
     keep = copy | (prob >= config.link_probability)
+    for p in np.flatnonzero(keep & (pairs.days >= config.series_days)).tolist():
+        if _editions(corpus, pairs.left[p], pairs.right[p]):
+            keep[p] = False
     strength = np.maximum(prob, np.where(copy, pairs.cosine, 0.0))
     return pairs.left[keep], pairs.right[keep], strength[keep]
+
+
+def _editions(corpus: StoryCorpus, i: int, j: int) -> bool:
+    """Whether rows ``i`` and ``j`` are editions of a series: titles alike but for their numbers ("The 20
+    funniest tweets of the week (Oct. 9-15)", "... (Oct. 16-22)")."""
+    a, b = corpus.titles[i], corpus.titles[j]
+    if a == b:
+        return False
+    words = corpus.lexicon.words
+    a, b = {w for w in a if not words[w].isdigit()}, {w for w in b if not words[w].isdigit()}
+    return bool(a) and a == b
 
 
 # -- clustering ---------------------------------------------------------------------------------

@@ -173,6 +173,23 @@ def test_a_chain_of_model_links_joins_a_story_only_where_enough_of_it_is_linked(
     assert cluster(timeline, closer, replace(half, min_link_share=0.3)) == [0, 0, 0, 0, 4]  # a3: 2 of 3
 
 
+def test_editions_of_a_weekly_series_are_never_one_story():
+    space = Space(5)
+    v = space.vector("list", 1.0)  # the same vector: copies by cosine
+    rows = background(space, days=60)
+    rows += [
+        (Item("w1", "The 20 funniest tweets from women this week (Oct. 9-15)", "Laughs.", day(20)), v),
+        (Item("w2", "The 20 funniest tweets from women this week (Oct. 16-22)", "Laughs.", day(27)), v),
+        (Item("d1", "Storm death toll rises to 41", "Rescuers dig.", day(40)), v),
+        (Item("d2", "Storm death toll rises to 56", "Rescuers dig.", day(41)), v),
+    ]
+    items, vectors = corpus(rows)
+    stories = assign_stories(items, vectors).stories
+    assert stories["w1"] != stories["w2"]  # a week apart, alike but for their numbers: two editions
+    assert stories["d1"] == stories["d2"]  # a day apart: an update, not a series
+    assert assign_stories(items, vectors, replace(DEFAULT, series_days=11.0)).stories["w2"] == stories["w1"]
+
+
 def test_candidates_grow_with_the_corpus_not_its_square():
     space = Space()
     rows = [(Item(f"a{k:04d}", f"Words{k}", published=day(k / 20)), space.vector("one", 0.9)) for k in range(600)]
