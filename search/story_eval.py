@@ -287,7 +287,8 @@ def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None
     return out
 
 
-GROUPING_SETTINGS = ("min_link_share", "max_span_days", "series_days")  # story settings that leave the featured pairs as they are
+# story settings that leave the featured pairs as they are
+GROUPING_SETTINGS = ("min_link_share", "max_span_days", "series_days")
 
 
 class FeaturedSets:
