@@ -224,13 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     sets = load_dev_sets(embedder, args.cache)
     months = [sets[m] for m in months_of(sets)]
     if args.sweep:
-        featured = FeaturedSets(months)
+        featured = FeaturedSets(months) if name in GROUPING_SETTINGS else None  # the pairs stay the same
         for value in values:
             config = replace(DEFAULT, **{name: value})
-            if name in GROUPING_SETTINGS:  # the featured pairs stay the same
-                regrouped = featured.grouped_by(config)
-            else:
-                regrouped = FeaturedSets(months, config)
+            regrouped = featured.grouped_by(config) if featured else FeaturedSets(months, config)
             result = cross_validate(months, config, featured=regrouped)["pooled"]["stories"]["pairwise"]
             print(f"{name} {value}: month left out, pooled pairwise F1 {result['f1']:.3f}", end="")
             print(f" (precision {result['precision']:.3f}, recall {result['recall']:.3f})")
