@@ -18,9 +18,13 @@ Two articles are linked when they are at most ``window_days`` apart, one is amon
   share: a headline names the happening (the lockdown, the funeral, the verdict), an excerpt
   often only its setting.
 
-Never linked, whatever the cosine or the model: two editions of a series, whose titles are alike
-but for their numbers and which are at least ``series_days`` apart (a weekly list and the next
-week's: the rules keep them apart, and they read alike).
+Series: two articles whose titles are alike but for their numbers and month names and which are at
+least ``series_days`` apart are two editions of a series (a weekly list and the next week's: the
+rules keep them apart, and they read alike), never linked, whatever the cosine or the model. An
+article with such an edition between ``series_days`` and ``series_reach_days`` away is itself an
+edition, linked to its copies only: the same week's lists of two series share the week's bursty
+date words, and the model alone would join them. The marks are made over the whole period around
+the recomputed articles, so a slice or an update marks as one pass does.
 
 Stories are built from the links, strongest first. A link joins its two articles' groups unless
 the story it would make spans more than ``max_span_days`` (a chain of weekly links cannot run
@@ -41,8 +45,8 @@ Incremental updates (``update_stories``) recompute only the stories within ``rea
 new, changed or removed articles (whole stories, so none is cut in two); every other story keeps
 its id and its articles, and may gain new ones. Word bursts are measured against the articles
 around each one, so an update can differ from a rebuild near its edges (adding huffpost-10k's
-newest 1,000 articles to the other 8,998 found 98.3% of a rebuild's same-story pairs and none that
-a rebuild does not have: ``python -m bench.run_all stories`` at 25e1ff1).
+newest 1,000 articles to the other 8,998 found 98.0% of a rebuild's same-story pairs, and 0.3% that
+a rebuild does not have: ``python -m bench.run_all stories``, ``bench/results/stories.json``).
 
 Memory: ``assign_all`` and ``update_all`` read the articles from a ``StorySource`` a slice of the
 timeline at a time. They first count the words of the period around the recomputed articles into
@@ -70,8 +74,10 @@ from search.story_pairs import (
     WordTable,
     candidate_pairs,
     day_of,
+    editions,
     link_probability,
     pair_features,
+    series_key,
     words,
 )
 
@@ -112,7 +118,7 @@ class StoryArticle(Protocol):
 # the rarest shared word, burst of the words both titles hold. Fitted with `python -m bench.stories --fit` (L2 0.1)
 # on the eight HuffPost dev months (eval/stories-huffpost), which also chose the link threshold; features, L2,
 # rarity_days, window_days and min_link_share chosen by leaving one month out.
-PAIR_WEIGHTS = (-6.691, 1.919, -0.202, 0.278, 0.312, -0.312, 0.474, 0.322)
+PAIR_WEIGHTS = (-6.683, 1.935, -0.201, 0.278, 0.302, -0.302, 0.467, 0.340)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,8 @@ class StoryConfig:
     link_probability: float = 0.4  # the pair model's threshold for a link
     max_span_days: float = 14.0  # no story spans more than this (first to last article)
     min_link_share: float = 0.25  # a model link joins two groups only if this share of the pairs across them are links
-    series_days: float = 5.0  # titles alike but for their numbers, this many days apart or more: a series, never linked
+    series_days: float = 5.0  # titles alike but for numbers and months, this many days apart or more: a series
+    series_reach_days: float = 14.0  # ... and at most this many apart: each an edition, linked to its copies only
     burst_days: float = 7.0  # a word's "now": within this many days of the article
     background_days: float = 90.0  # ... compared with its frequency within this many days
     rarity_days: float = 730.0  # a word's rarity: its document frequency within this many days
@@ -145,6 +152,7 @@ class StoryConfig:
             "max_span_days": self.max_span_days,
             "min_link_share": self.min_link_share,
             "series_days": self.series_days,
+            "series_reach_days": self.series_reach_days,
             "burst_days": self.burst_days,
             "background_days": self.background_days,
             "rarity_days": self.rarity_days,
@@ -201,23 +209,21 @@ def linked(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig) -> tuple[np.n
         a, b = figures[pairs.left[p]], figures[pairs.right[p]]
         if a and b and not a & b:
             copy[p] = False
-    keep = copy | (prob >= config.link_probability)
+    marks = (
+        corpus.editions if corpus.editions is not None else editions(corpus.titles, corpus.days, corpus.lexicon, config)
+    )
+    keep = copy | ((prob >= config.link_probability) & ~marks[pairs.left] & ~marks[pairs.right])
     for p in np.flatnonzero(keep & (pairs.days >= config.series_days)).tolist():
-        if _editions(corpus, pairs.left[p], pairs.right[p]):
+        if _same_series(corpus, pairs.left[p], pairs.right[p]):
             keep[p] = False
     strength = np.maximum(prob, np.where(copy, pairs.cosine, 0.0))
     return pairs.left[keep], pairs.right[keep], strength[keep]
 
 
-def _editions(corpus: StoryCorpus, i: int, j: int) -> bool:
-    """Whether rows ``i`` and ``j`` are editions of a series: titles alike but for their numbers ("The 20
-    funniest tweets of the week (Oct. 9-15)", "... (Oct. 16-22)")."""
-    a, b = corpus.titles[i], corpus.titles[j]
-    if a == b:
-        return False
-    words = corpus.lexicon.words
-    a, b = {w for w in a if not words[w].isdigit()}, {w for w in b if not words[w].isdigit()}
-    return bool(a) and a == b
+def _same_series(corpus: StoryCorpus, i: int, j: int) -> bool:
+    """Whether the titles of rows ``i`` and ``j`` are alike but for their numbers and month names."""
+    a, b = series_key(corpus.titles[i], corpus.lexicon), series_key(corpus.titles[j], corpus.lexicon)
+    return len(a) >= 2 and a == b
 
 
 # -- clustering ---------------------------------------------------------------------------------
@@ -484,7 +490,10 @@ def cosine_baseline(
 def context_days(config: StoryConfig = DEFAULT) -> float:
     """An update needs the articles published within this many days of each changed article."""
     return (
-        config.reach_days + config.max_span_days + config.window_days + max(config.background_days, config.rarity_days)
+        config.reach_days
+        + config.max_span_days
+        + config.window_days
+        + max(config.background_days, config.rarity_days, config.series_reach_days)
     )
 
 
@@ -550,11 +559,12 @@ def _links(
     empty = np.zeros(0, dtype=np.int64)
     if not len(rows):
         return empty, empty, np.zeros(0)
-    lexicon, table, words = _word_table(timeline, source, config, rows, slice_size)
+    lexicon, table, words, titles, marks = _word_table(timeline, source, config, rows, slice_size)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for lo, hi, part in _slices(timeline, config, rows, slice_size):
         ids = timeline.ids[lo:hi]
-        corpus = StoryCorpus.build(source.articles(ids), source.vectors(ids), lexicon, table, words.of(lo, hi))
+        known = words.of(lo, hi), titles.of(lo, hi), marks[lo - words.first : hi - words.first]
+        corpus = StoryCorpus.build(source.articles(ids), source.vectors(ids), lexicon, table, *known)
         if corpus.ids != ids:
             raise ValueError("the source's articles are not the timeline's (dates or ids differ)")
         left, right, strength = linked(corpus, pair_features(corpus, config, part - lo), config)
@@ -611,13 +621,20 @@ class _PackedWords:
 
 def _word_table(
     timeline: Timeline, source: StorySource, config: StoryConfig, rows: np.ndarray, slice_size: int
-) -> tuple[Lexicon, WordTable, _PackedWords]:
-    """The word table of every dated article near enough to ``rows`` to count in their words' weights,
-    and the word numbers of these articles."""
-    reach = config.window_days + max(config.background_days, config.burst_days, config.rarity_days)
+) -> tuple[Lexicon, WordTable, _PackedWords, _PackedWords, np.ndarray]:
+    """The word table of every dated article near enough to ``rows`` to count in their words' weights, the
+    word numbers of these articles' texts and of their titles, and which of them are editions of a series
+    (marked over the whole period, so that every slice sees the marks one pass over all the articles would)."""
+    reach = config.window_days + max(
+        config.background_days, config.burst_days, config.rarity_days, config.series_reach_days
+    )
     days = timeline.days
     lo, hi = timeline.rows_within(days[rows[0]] - reach, days[rows[-1]] + reach)
-    counter, words = WordCounter(days[lo], days[hi - 1], config), _PackedWords(lo)
+    counter, words, titles = WordCounter(days[lo], days[hi - 1], config), _PackedWords(lo), _PackedWords(lo)
     for start in range(lo, hi, slice_size):
-        words.extend(counter.add(source.articles(timeline.ids[start : min(start + slice_size, hi)])))
-    return counter.lexicon, counter.table(), words.pack()
+        articles = source.articles(timeline.ids[start : min(start + slice_size, hi)])
+        words.extend(counter.add(articles))
+        titles.extend(counter.lexicon.numbered([a.title for a in articles]))
+    titles.pack()
+    marks = editions(titles.of(lo, hi), days[lo:hi], counter.lexicon, config)
+    return counter.lexicon, counter.table(), words.pack(), titles, marks

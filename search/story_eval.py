@@ -288,7 +288,7 @@ def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None
 
 
 # story settings that leave the featured pairs as they are
-GROUPING_SETTINGS = ("min_link_share", "max_span_days", "series_days")
+GROUPING_SETTINGS = ("min_link_share", "max_span_days", "series_days", "series_reach_days")
 
 
 class FeaturedSets:

@@ -32,7 +32,10 @@ _STOPWORDS = frozenset(
     not no nor so than too very can will just should would could may might must do does did has have had having over
     after before into about against between through during up down out off again further then once here there all any
     both each few more most other some such only own same now new says said say one two get got gets also like make
-    makes made way really people year years day days time week weeks""".split()
+    makes made way really people year years day days time week weeks"""
+    # month names: bursty in their month whatever happens (a weekly list's dates), never an event's words
+    """ jan january feb february mar march apr april jun june jul july aug august sep sept september oct october
+    nov november dec december""".split()
 )
 
 
@@ -108,6 +111,7 @@ class StoryCorpus:
     occ_row: np.ndarray  # every (row, word) of the dated rows, by row
     occ_word: np.ndarray
     table: WordTable | None = None  # the counts words are weighed against; None: this corpus's own
+    editions: np.ndarray | None = None  # which rows are editions of a series (``editions``); None: not yet known
 
     @classmethod
     def build(
@@ -117,10 +121,14 @@ class StoryCorpus:
         lexicon: Lexicon | None = None,
         table: WordTable | None = None,
         numbered: Sequence[frozenset[int]] | None = None,
+        titles: Sequence[frozenset[int]] | None = None,
+        editions: np.ndarray | None = None,
     ) -> StoryCorpus:
         """The corpus of ``articles`` (``vectors`` row for row). With a ``table`` (and the ``lexicon`` it was
-        counted with), words are weighed against the table's articles rather than these; ``numbered``, the
-        articles' word numbers in that lexicon when already known, saves reading their texts again."""
+        counted with), words are weighed against the table's articles rather than these; ``numbered`` and
+        ``titles``, the word numbers of the articles' texts and titles in that lexicon when already known,
+        save reading them again; ``editions``, which articles are editions of a series, when marked over a
+        wider period."""
         if len(articles) != len(vectors):
             raise ValueError(f"{len(articles)} articles but {len(vectors)} vectors")
         days = np.array([day_of(a.published) for a in articles], dtype=np.float64)
@@ -129,6 +137,8 @@ class StoryCorpus:
         texts = [text_of(a) for a in arts]
         lexicon = lexicon or Lexicon()
         numbered = [numbered[i] for i in order] if numbered is not None else lexicon.numbered(texts)
+        titles = [titles[i] for i in order] if titles is not None else lexicon.numbered([a.title for a in arts])
+        editions = np.asarray(editions, dtype=bool)[order] if editions is not None else None
         dated = int(np.count_nonzero(~np.isnan(days)))
         occ_row, occ_word = _occurrences(numbered[:dated])
         return cls(
@@ -136,7 +146,7 @@ class StoryCorpus:
             days=days[order],
             vectors=np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[order]),
             words=numbered,
-            titles=lexicon.numbered([a.title for a in arts]),
+            titles=titles,
             lexicon=lexicon,
             topics=[frozenset(a.topics) for a in arts],
             figures=[frozenset(_FIGURE.findall(t)) for t in texts],
@@ -144,11 +154,43 @@ class StoryCorpus:
             occ_row=occ_row,
             occ_word=occ_word,
             table=table,
+            editions=editions,
         )
 
     @property
     def vocabulary(self) -> list[str]:
         return self.lexicon.words
+
+
+# -- series ---------------------------------------------------------------------------------------
+def series_key(title: frozenset[int], lexicon: Lexicon) -> frozenset[int]:
+    """A title's words less its numbers (month names are no words): what the editions of a series have in
+    common ("The 20 funniest tweets from women this week (Oct. 9-15)", "... (Oct. 30-Nov. 5)")."""
+    words = lexicon.words
+    return frozenset(w for w in title if not words[w].isdigit())
+
+
+def editions(titles: Sequence[frozenset[int]], days: np.ndarray, lexicon: Lexicon, config: StoryConfig) -> np.ndarray:
+    """Whether each row is an edition of a series: an article whose title is the same but for numbers and
+    month names (two words or more) appeared between ``series_days`` and ``series_reach_days`` away from
+    it. Undated rows never are."""
+    runs: dict[frozenset[int], list[int]] = {}
+    for row, title in enumerate(titles):
+        key = series_key(title, lexicon)
+        if len(key) >= 2 and not math.isnan(days[row]):
+            runs.setdefault(key, []).append(row)
+    marked = np.zeros(len(titles), dtype=bool)
+    for rows in runs.values():
+        if len(rows) < 2:
+            continue
+        at = np.sort(days[rows])
+        mine = days[rows]
+        farther = np.searchsorted(at, mine + config.series_days, side="left")  # the first at series_days or more
+        beyond = np.searchsorted(at, mine + config.series_reach_days, side="right")
+        before = np.searchsorted(at, mine - config.series_days, side="right")  # after the last at series_days
+        within = np.searchsorted(at, mine - config.series_reach_days, side="left")
+        marked[rows] = (beyond > farther) | (before > within)
+    return marked
 
 
 def _occurrences(numbered: Sequence[frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:

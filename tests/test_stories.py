@@ -190,6 +190,28 @@ def test_editions_of_a_weekly_series_are_never_one_story():
     assert assign_stories(items, vectors, replace(DEFAULT, series_days=11.0)).stories["w2"] == stories["w1"]
 
 
+def test_the_same_weeks_editions_of_two_series_are_two_stories_yet_each_joins_its_copies():
+    space = Space(6)
+    rows = background(space, days=60)
+    jokes = "Jokes about Dunkin coffee, toddlers and Zoom."  # the week's bursty words, in both series' lists
+    for start, week in ((20.0, "(June 4-10)"), (27.0, "(June 11-17)")):
+        rows += [
+            (Item(f"w{start:.0f}", f"The 20 funniest tweets from women this week {week}", jokes, day(start)),
+             space.vector("lists", 0.8)),
+            (Item(f"p{start:.0f}", f"The funniest tweets from parents this week {week}", jokes, day(start + 0.5)),
+             space.vector("lists", 0.8)),
+        ]  # fmt: skip
+    copy = Item("w27-copy", "The 20 funniest tweets from women this week (June 11-17)", jokes, day(27.2), "Other")
+    rows.append((copy, rows[-2][1]))
+    items, vectors = corpus(rows)
+    unmarked = assign_stories(items, vectors, replace(DEFAULT, series_reach_days=0.0)).stories
+    assert unmarked["w27"] == unmarked["p27"]  # alike and bursty: the model alone links the two lists of one week
+    assert unmarked["w20"] != unmarked["w27"]  # one series' editions, apart as before
+    stories = assign_stories(items, vectors).stories
+    assert stories["w27"] != stories["p27"] and stories["w20"] != stories["p20"]
+    assert stories["w27-copy"] == stories["w27"]  # an edition still joins its copies
+
+
 def test_candidates_grow_with_the_corpus_not_its_square():
     space = Space()
     rows = [(Item(f"a{k:04d}", f"Words{k}", published=day(k / 20)), space.vector("one", 0.9)) for k in range(600)]
@@ -349,7 +371,8 @@ class Counting:
 
 
 def eventful(space: Space, days: int = 240) -> list:
-    """Four articles a day of background, and an event of three updates every ten days."""
+    """Four articles a day of background, an event of three updates every ten days, and the weekly editions
+    of two series every 12 days, the same period's two alike (the model alone would link them)."""
     rows = background(space, days=days, every=0.25)
     for e in range(days // 10):
         rows += [
@@ -359,6 +382,10 @@ def eventful(space: Space, days: int = 240) -> list:
             )
             for k in range(3)
         ]
+    for w in range(days // 12):
+        for k, who in enumerate(("women", "parents")):
+            title = f"The funniest tweets from {who} (Day {12 * w}-{12 * w + 11})"
+            rows.append((Item(f"{who}{w}", title, "Laughs.", day(12 * w + 3 + k / 2)), space.vector(f"week{w}", 0.8)))
     rows.append((Item("undated", "No date at all"), space.vector()))
     return rows
 
@@ -371,6 +398,7 @@ def test_small_slices_find_the_stories_of_one_pass_and_read_little_at_a_time():
     timeline = Timeline.of({a.id: a.published for a in items})
     sliced = assign_all(timeline, source, slice_size=40)
     assert sliced.stories == whole
+    assert not any(whole[f"women{w}"] == whole[f"parents{w}"] for w in range(240 // 12))  # editions, marked alike
     assert source.largest <= 40 + 2 * 4 * DEFAULT.window_days + 8  # a slice and its window of articles on either side
 
 
