@@ -18,12 +18,13 @@ Two articles are linked when they are at most ``window_days`` apart, one is amon
   share: a headline names the happening (the lockdown, the funeral, the verdict), an excerpt
   often only its setting.
 
-Series: two articles whose titles are alike but for their numbers and month names and which are at
-least ``series_days`` apart are two editions of a series (a weekly list and the next week's: the
-rules keep them apart, and they read alike), never linked, whatever the cosine or the model. An
-article with such an edition between ``series_days`` and ``series_reach_days`` away is itself an
-edition, linked to its copies only: the same week's lists of two series share the week's bursty
-date words, and the model alone would join them. The marks are made over the whole period around
+Series: two articles whose titles are alike but for their numbers (month names are no words) and
+which are at least ``series_days`` apart are two editions of a series (a weekly list and the next
+week's: the rules keep them apart, and they read alike), never linked, whatever the cosine or the
+model. An article with such an edition between ``series_days`` and ``series_reach_days`` away is
+itself an edition, linked to its copies only (alike by cosine, and titled alike but for numbers):
+the same week's lists of two series share the week's bursty words, and the model alone would join
+them. The marks are made over the whole period around
 the recomputed articles, so a slice or an update marks as one pass does.
 
 Stories are built from the links, strongest first. A link joins its two articles' groups unless
@@ -209,13 +210,15 @@ def linked(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig) -> tuple[np.n
         a, b = figures[pairs.left[p]], figures[pairs.right[p]]
         if a and b and not a & b:
             copy[p] = False
-    marks = (
-        corpus.editions if corpus.editions is not None else editions(corpus.titles, corpus.days, corpus.lexicon, config)
-    )
-    keep = copy | ((prob >= config.link_probability) & ~marks[pairs.left] & ~marks[pairs.right])
-    for p in np.flatnonzero(keep & (pairs.days >= config.series_days)).tolist():
-        if _same_series(corpus, pairs.left[p], pairs.right[p]):
-            keep[p] = False
+    marks = corpus.editions
+    if marks is None:
+        marks = editions(corpus.titles, corpus.days, corpus.lexicon, config)
+    edition = marks[pairs.left] | marks[pairs.right]
+    keep = copy | (prob >= config.link_probability)
+    for p in np.flatnonzero(keep & (edition | (pairs.days >= config.series_days))).tolist():
+        same = _same_series(corpus, pairs.left[p], pairs.right[p])
+        if (same and pairs.days[p] >= config.series_days) or (edition[p] and not (same and copy[p])):
+            keep[p] = False  # two editions of a series, or an edition and anything but its copies
     strength = np.maximum(prob, np.where(copy, pairs.cosine, 0.0))
     return pairs.left[keep], pairs.right[keep], strength[keep]
 

@@ -202,7 +202,8 @@ def test_the_same_weeks_editions_of_two_series_are_two_stories_yet_each_joins_it
              space.vector("lists", 0.8)),
         ]  # fmt: skip
     copy = Item("w27-copy", "The 20 funniest tweets from women this week (June 11-17)", jokes, day(27.2), "Other")
-    rows.append((copy, rows[-2][1]))
+    other = Item("p27-other", "The funniest tweets from parents this week (June 11-17)", jokes, day(27.3), "Other")
+    rows += [(copy, rows[-2][1]), (other, rows[-2][1])]  # both read as w27 does
     items, vectors = corpus(rows)
     unmarked = assign_stories(items, vectors, replace(DEFAULT, series_reach_days=0.0)).stories
     assert unmarked["w27"] == unmarked["p27"]  # alike and bursty: the model alone links the two lists of one week
@@ -210,6 +211,7 @@ def test_the_same_weeks_editions_of_two_series_are_two_stories_yet_each_joins_it
     stories = assign_stories(items, vectors).stories
     assert stories["w27"] != stories["p27"] and stories["w20"] != stories["p20"]
     assert stories["w27-copy"] == stories["w27"]  # an edition still joins its copies
+    assert stories["p27-other"] != stories["w27"]  # ... but not another series' edition, however alike
 
 
 def test_candidates_grow_with_the_corpus_not_its_square():
