@@ -171,9 +171,9 @@ def series_key(title: frozenset[int], lexicon: Lexicon) -> frozenset[int]:
 
 
 def editions(titles: Sequence[frozenset[int]], days: np.ndarray, lexicon: Lexicon, config: StoryConfig) -> np.ndarray:
-    """Whether each row is an edition of a series: an article whose title is the same but for numbers and
-    month names (two words or more) appeared between ``series_days`` and ``series_reach_days`` away from
-    it. Undated rows never are."""
+    """Whether each row is an edition of a series: an article whose title is the same but for its numbers
+    (``series_key``: two words or more) appeared between ``series_days`` and ``series_reach_days`` away
+    from it. Undated rows never are."""
     runs: dict[frozenset[int], list[int]] = {}
     for row, title in enumerate(titles):
         key = series_key(title, lexicon)
