@@ -249,6 +249,10 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     figures = result["figures"]
     assert set(figures["quality"]["sets"]) == {"copies", "m9", "m10"}
     assert figures["quality"]["sets"]["m9"]["gold_pairs"] == 3
+    best = figures["quality"]["months_pooled"]["best_cosine"]
+    by_threshold = best["pairwise_f1_by_threshold"]
+    assert set(by_threshold) == {"0.45", "0.5", "0.55", "0.6", "0.65", "0.7", "0.75"}
+    assert best["pooled"]["pairwise"]["f1"] == max(by_threshold.values()) == by_threshold[str(best["threshold"])]
     cv = figures["cross_validated"]
     assert set(cv["held_out"]) == {"m9", "m10"} and cv["held_out"]["m9"]["gold_pairs"] == 3
     assert set(cv["pooled"]) == {"stories", "cosine_baseline"} and set(cv["l2_sweep"]) == {"0.01", "1.0", "10.0"}
