@@ -24,8 +24,8 @@ week's: the rules keep them apart, and they read alike), never linked, whatever 
 model. An article with such an edition between ``series_days`` and ``series_reach_days`` away is
 itself an edition, linked to its copies only (alike by cosine, and titled alike but for numbers):
 the same week's lists of two series share the week's bursty words, and the model alone would join
-them. The marks are made over the whole period around
-the recomputed articles, so a slice or an update marks as one pass does.
+them. The marks are made over the whole period around the recomputed articles, so a slice or an
+update marks as one pass does.
 
 Stories are built from the links, strongest first. A link joins its two articles' groups unless
 the story it would make spans more than ``max_span_days`` (a chain of weekly links cannot run
@@ -131,7 +131,7 @@ class StoryConfig:
     link_probability: float = 0.4  # the pair model's threshold for a link
     max_span_days: float = 14.0  # no story spans more than this (first to last article)
     min_link_share: float = 0.25  # a model link joins two groups only if this share of the pairs across them are links
-    series_days: float = 5.0  # titles alike but for numbers and months, this many days apart or more: a series
+    series_days: float = 5.0  # titles alike but for their numbers, this many days apart or more: a series
     series_reach_days: float = 14.0  # ... and at most this many apart: each an edition, linked to its copies only
     burst_days: float = 7.0  # a word's "now": within this many days of the article
     background_days: float = 90.0  # ... compared with its frequency within this many days
@@ -224,7 +224,7 @@ def linked(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig) -> tuple[np.n
 
 
 def _same_series(corpus: StoryCorpus, i: int, j: int) -> bool:
-    """Whether the titles of rows ``i`` and ``j`` are alike but for their numbers and month names."""
+    """Whether the titles of rows ``i`` and ``j`` are alike but for their numbers (``series_key``)."""
     a, b = series_key(corpus.titles[i], corpus.lexicon), series_key(corpus.titles[j], corpus.lexicon)
     return len(a) >= 2 and a == b
 
