@@ -63,23 +63,24 @@ def months_of(sets: dict[str, EvalSet], months: Path = MONTHS_GOLD) -> list[str]
 def quality(sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT) -> dict:
     """Shipped model and cosine baseline on every set; the months also pooled."""
     out: dict = {"config": config.to_dict(), "sets": {}}
-    shipped, baseline = {}, {}
+    shipped, baseline, seconds = {}, {}, {}
     for name, s in sets.items():
-        started = time.perf_counter()
-        shipped[name] = assign_stories(s.articles, s.vectors, config).stories
-        seconds = time.perf_counter() - started
-        baseline[name] = cosine_baseline(s.articles, s.vectors)
+        if s.corpus not in shipped:  # the months share one corpus: its stories are assigned once
+            started = time.perf_counter()
+            shipped[s.corpus] = assign_stories(s.articles, s.vectors, config).stories
+            seconds[s.corpus] = time.perf_counter() - started
+            baseline[s.corpus] = cosine_baseline(s.articles, s.vectors)
         out["sets"][name] = {
             "scored_articles": len(s.gold),
             "gold_pairs": gold_pairs(s.gold),
-            "stories": {**score(shipped[name], s.gold), "seconds": round(seconds, 2)},
-            "cosine_baseline": score(baseline[name], s.gold),
+            "stories": {**score(shipped[s.corpus], s.gold), "seconds": round(seconds[s.corpus], 2)},
+            "cosine_baseline": score(baseline[s.corpus], s.gold),
         }
     if months:
         both = [sets[m] for m in months]
         out["months_pooled"] = {
-            "stories": pooled(both, [shipped[m] for m in months]),
-            "cosine_baseline": pooled(both, [baseline[m] for m in months]),
+            "stories": pooled(both, [shipped[s.corpus] for s in both]),
+            "cosine_baseline": pooled(both, [baseline[s.corpus] for s in both]),
             "best_cosine": best_cosine(both),
         }
     return out

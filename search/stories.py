@@ -250,9 +250,9 @@ class _Forest:
         """Days from the first to the last article of the groups of roots ``a`` and ``b`` together."""
         return max(self.last[a], self.last[b]) - min(self.first[a], self.first[b])
 
-    def join(self, i: int, j: int, max_span: float | None = None) -> bool:
+    def join(self, i: int, j: int) -> bool:
         a, b = self.root(i), self.root(j)
-        if a == b or (max_span is not None and self.span(a, b) > max_span):
+        if a == b:
             return False
         a, b = min(a, b), max(a, b)
         self.parent[b] = a
