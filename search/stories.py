@@ -24,8 +24,10 @@ week's: the rules keep them apart, and they read alike), never linked, whatever 
 model. An article with such an edition between ``series_days`` and ``series_reach_days`` away is
 itself an edition, linked to its copies only (alike by cosine, and titled alike but for numbers):
 the same week's lists of two series share the week's bursty words, and the model alone would join
-them. The marks are made over the whole period around the recomputed articles, so a slice or an
-update marks as one pass does.
+them. So is an article whose title names a span of dates ("... this week (Sept. 17-23)"): a roundup
+of its period, an edition even when the index holds no other edition of its series (the newest
+week's lists). The marks are made over the whole period around the recomputed articles, so a slice
+or an update marks as one pass does.
 
 Stories are built from the links, strongest first. A link joins its two articles' groups unless
 the story it would make spans more than ``max_span_days`` (a chain of weekly links cannot run
@@ -77,6 +79,7 @@ from search.story_pairs import (
     day_of,
     editions,
     link_probability,
+    names_a_period,
     pair_features,
     series_key,
     words,
@@ -212,7 +215,7 @@ def linked(corpus: StoryCorpus, pairs: Pairs, config: StoryConfig) -> tuple[np.n
             copy[p] = False
     marks = corpus.editions
     if marks is None:
-        marks = editions(corpus.titles, corpus.days, corpus.lexicon, config)
+        marks = editions(corpus.titles, corpus.days, corpus.periods, corpus.lexicon, config)
     edition = marks[pairs.left] | marks[pairs.right]
     keep = copy | (prob >= config.link_probability)
     for p in np.flatnonzero(keep & (edition | (pairs.days >= config.series_days))).tolist():
@@ -634,10 +637,13 @@ def _word_table(
     days = timeline.days
     lo, hi = timeline.rows_within(days[rows[0]] - reach, days[rows[-1]] + reach)
     counter, words, titles = WordCounter(days[lo], days[hi - 1], config), _PackedWords(lo), _PackedWords(lo)
+    periods = []
     for start in range(lo, hi, slice_size):
         articles = source.articles(timeline.ids[start : min(start + slice_size, hi)])
         words.extend(counter.add(articles))
         titles.extend(counter.lexicon.numbered([a.title for a in articles]))
+        periods.append(names_a_period([a.title for a in articles]))
     titles.pack()
-    marks = editions(titles.of(lo, hi), days[lo:hi], counter.lexicon, config)
+    periods = np.concatenate(periods) if periods else np.zeros(0, dtype=bool)
+    marks = editions(titles.of(lo, hi), days[lo:hi], periods, counter.lexicon, config)
     return counter.lexicon, counter.table(), words.pack(), titles, marks

@@ -26,6 +26,8 @@ PAIR_FEATURES = ("cosine", "days", "burst", "same_section", "other_section", "ra
 # -- words --------------------------------------------------------------------------------------
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _FIGURE = re.compile(r"\d+\.\d+")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_PERIOD = re.compile(rf"\b{_MONTH}\s+\d{{1,2}}\s*[-–]\s*(?:{_MONTH}\s+)?\d{{1,2}}\b", re.IGNORECASE)
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being it its this that these
     those he she they we you i his her their our your my me him them us who whom whose which what when where why how
@@ -110,6 +112,7 @@ class StoryCorpus:
     dated: int  # the first ``dated`` rows have a date
     occ_row: np.ndarray  # every (row, word) of the dated rows, by row
     occ_word: np.ndarray
+    periods: np.ndarray  # whose titles name a span of dates (``names_a_period``)
     table: WordTable | None = None  # the counts words are weighed against; None: this corpus's own
     editions: np.ndarray | None = None  # which rows are editions of a series (``editions``); None: not yet known
 
@@ -150,6 +153,7 @@ class StoryCorpus:
             lexicon=lexicon,
             topics=[frozenset(a.topics) for a in arts],
             figures=[frozenset(_FIGURE.findall(t)) for t in texts],
+            periods=names_a_period([a.title for a in arts]),
             dated=dated,
             occ_row=occ_row,
             occ_word=occ_word,
@@ -170,16 +174,28 @@ def series_key(title: frozenset[int], lexicon: Lexicon) -> frozenset[int]:
     return frozenset(w for w in title if not words[w].isdigit())
 
 
-def editions(titles: Sequence[frozenset[int]], days: np.ndarray, lexicon: Lexicon, config: StoryConfig) -> np.ndarray:
+def names_a_period(titles: Sequence[str]) -> np.ndarray:
+    """Whether each title names a span of dates ("... this week (Sept. 25-Oct. 1)"): a roundup of that
+    period, an edition of a series even when the index holds no other edition of it."""
+    return np.fromiter((bool(_PERIOD.search(t)) for t in titles), dtype=bool, count=len(titles))
+
+
+def editions(
+    titles: Sequence[frozenset[int]], days: np.ndarray, periods: np.ndarray, lexicon: Lexicon, config: StoryConfig
+) -> np.ndarray:
     """Whether each row is an edition of a series: an article whose title is the same but for its numbers
     (``series_key``: two words or more) appeared between ``series_days`` and ``series_reach_days`` away
-    from it. Undated rows never are."""
+    from it, or its title names a span of dates (``periods``, from ``names_a_period``). Undated rows never
+    are, and no row is when ``series_reach_days`` does not exceed ``series_days`` (the marks are off)."""
+    marked = np.zeros(len(titles), dtype=bool)
+    if config.series_reach_days <= config.series_days:
+        return marked
+    marked |= np.asarray(periods, dtype=bool) & ~np.isnan(days)
     runs: dict[frozenset[int], list[int]] = {}
     for row, title in enumerate(titles):
         key = series_key(title, lexicon)
         if len(key) >= 2 and not math.isnan(days[row]):
             runs.setdefault(key, []).append(row)
-    marked = np.zeros(len(titles), dtype=bool)
     for rows in runs.values():
         if len(rows) < 2:
             continue
@@ -189,7 +205,7 @@ def editions(titles: Sequence[frozenset[int]], days: np.ndarray, lexicon: Lexico
         beyond = np.searchsorted(at, mine + config.series_reach_days, side="right")
         before = np.searchsorted(at, mine - config.series_days, side="right")  # after the last at series_days
         within = np.searchsorted(at, mine - config.series_reach_days, side="left")
-        marked[rows] = (beyond > farther) | (before > within)
+        marked[rows] |= (beyond > farther) | (before > within)
     return marked
 
 

@@ -24,7 +24,7 @@ from search.stories import (
     update_stories,
     words,
 )
-from search.story_pairs import PAIR_FEATURES, StoryCorpus, pair_features
+from search.story_pairs import PAIR_FEATURES, StoryCorpus, names_a_period, pair_features
 
 START = datetime(2020, 1, 1, 12, tzinfo=UTC)
 DIM = 64
@@ -214,6 +214,41 @@ def test_the_same_weeks_editions_of_two_series_are_two_stories_yet_each_joins_it
     assert stories["p27-other"] != stories["w27"]  # ... but not another series' edition, however alike
 
 
+def test_titles_that_name_a_span_of_dates_are_roundups():
+    roundups = [
+        "The funniest tweets from parents this week (Sept. 17-23)",
+        "36 Of The Funniest Tweets About Cats And Dogs This Week (Dec. 26-Jan. 1)",
+        "What to watch on Netflix that's new this week (May 29 - June 4)",
+        "All the movies coming to Netflix this week (March 27–April 2)",
+    ]
+    events = [
+        "Storm death toll rises to 41",
+        "Jury finds him guilty on Oct. 12 of 3 counts",
+        "Biden's first 100 days: 5-4 court ruling looms",
+        "Mayday call at 10-11 minutes past the hour",
+        "",
+    ]
+    assert names_a_period(roundups).tolist() == [True] * len(roundups)
+    assert names_a_period(events).tolist() == [False] * len(events)
+
+
+def test_the_newest_weeks_lists_of_two_series_are_two_stories_with_no_earlier_edition_indexed():
+    space = Space(7)
+    rows = background(space, days=60)
+    jokes = "Jokes about Dunkin coffee, toddlers and Zoom."
+    cats = Item("c50", "23 of the funniest tweets about cats and dogs this week (Sept. 17-23)", jokes, day(50))
+    parents = Item("p50", "The funniest tweets from parents this week (Sept. 17-23)", jokes, day(50.2))
+    copy = Item("p50-copy", "The funniest tweets from parents this week (Sept. 17-23)", jokes, day(50.4), "Other")
+    rows += [(cats, space.vector("lists", 0.8)), (parents, space.vector("lists", 0.8))]
+    rows += [(copy, rows[-1][1])]
+    items, vectors = corpus(rows)
+    unmarked = assign_stories(items, vectors, replace(DEFAULT, series_reach_days=0.0)).stories
+    assert unmarked["c50"] == unmarked["p50"]  # the model alone joins them: alike, and bursty the same week
+    stories = assign_stories(items, vectors).stories
+    assert stories["c50"] != stories["p50"]  # each names its week: roundups, linked to their copies only
+    assert stories["p50-copy"] == stories["p50"]
+
+
 def test_candidates_grow_with_the_corpus_not_its_square():
     space = Space()
     rows = [(Item(f"a{k:04d}", f"Words{k}", published=day(k / 20)), space.vector("one", 0.9)) for k in range(600)]
@@ -374,7 +409,8 @@ class Counting:
 
 def eventful(space: Space, days: int = 240) -> list:
     """Four articles a day of background, an event of three updates every ten days, and the weekly editions
-    of two series every 12 days, the same period's two alike (the model alone would link them)."""
+    of two series every 12 days, the same period's two alike (the model alone would link them), and so are
+    two roundups a month that name their week."""
     rows = background(space, days=days, every=0.25)
     for e in range(days // 10):
         rows += [
@@ -388,6 +424,11 @@ def eventful(space: Space, days: int = 240) -> list:
         for k, who in enumerate(("women", "parents")):
             title = f"The funniest tweets from {who} (Day {12 * w}-{12 * w + 11})"
             rows.append((Item(f"{who}{w}", title, "Laughs.", day(12 * w + 3 + k / 2)), space.vector(f"week{w}", 0.8)))
+    for m in range(days // 30):  # and two roundups that name their week, a month from any other edition
+        for k, who in enumerate(("cats", "quotes")):
+            title = f"The best {who} this week (Sept. {m + 1}-{m + 7})"
+            text = f"Jokes about Dunkin{m} and Zoom{m}."  # the week's bursty words
+            rows.append((Item(f"{who}{m}", title, text, day(30 * m + 20 + k / 2)), space.vector(f"round{m}", 0.8)))
     rows.append((Item("undated", "No date at all"), space.vector()))
     return rows
 
@@ -401,6 +442,7 @@ def test_small_slices_find_the_stories_of_one_pass_and_read_little_at_a_time():
     sliced = assign_all(timeline, source, slice_size=40)
     assert sliced.stories == whole
     assert not any(whole[f"women{w}"] == whole[f"parents{w}"] for w in range(240 // 12))  # editions, marked alike
+    assert not any(whole[f"cats{m}"] == whole[f"quotes{m}"] for m in range(240 // 30))
     assert source.largest <= 40 + 2 * 4 * DEFAULT.window_days + 8  # a slice and its window of articles on either side
 
 
