@@ -3,7 +3,10 @@
 A gold file is JSON: ``stories`` (lists of two or more canonical article URLs), ``corpus`` (the
 article files, relative to the gold file), optionally ``articles`` (how many articles it covers)
 and ``published`` (``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``: only articles published in that
-range are in scope). Every article in scope that no story lists is a story of its own.
+range are in scope). Every article in scope that no story lists is a story of its own. A gold with
+no ``published`` whose ``articles`` is nearer the number of articles in the calendar months its
+stories span than the corpus's size (a month labelled in a corpus of years) is scored on those
+months (``gold_scope``), and the report says so.
 
 The corpus is read as the indexer reads it (``search.loader`` then ``search.merge``) and embedded
 the way the indexer embeds it: each text on its own ONNX call, so the vectors match an index's.
@@ -22,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -282,8 +285,8 @@ def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None
             articles = load_articles(gold.corpus)
             corpora[gold.corpus] = (articles, article_vectors(articles, embedder, cache_dir))
         articles, vectors = corpora[gold.corpus]
-        scope = articles if gold.published is None else _published_in(articles, gold.published)
-        out.append(EvalSet(gold.name, str(gold.corpus), articles, vectors, gold_grouping(gold, scope)))
+        scoped, scope, _ = gold_scope(gold, articles)
+        out.append(EvalSet(gold.name, str(gold.corpus), articles, vectors, gold_grouping(scoped, scope)))
     return out
 
 
@@ -444,7 +447,7 @@ def run_stories(
     """Score story detection against every gold file at ``path`` (and the cosine baseline beside it).
 
     Stories are assigned over the whole corpus (an index holds all of it); a gold file with a
-    ``published`` range is scored on the articles of that range.
+    ``published`` range is scored on the articles of that range (``gold_scope``).
     """
     golds = load_golds(path, corpus)
     loaded: dict[Path, tuple[list[Article], np.ndarray]] = {}
@@ -459,7 +462,7 @@ def run_stories(
 
 def evaluate_gold(gold: StoryGold, articles: list[Article], vectors: np.ndarray, config: StoryConfig) -> dict:
     """Story detection and the cosine baseline on one gold grouping, with the clusters each got wrong."""
-    scope = articles if gold.published is None else _published_in(articles, gold.published)
+    gold, scope, note = gold_scope(gold, articles)
     truth = gold_grouping(gold, scope)
     started = time.perf_counter()
     predicted = assign_stories(articles, vectors, config).stories
@@ -476,9 +479,42 @@ def evaluate_gold(gold: StoryGold, articles: list[Article], vectors: np.ndarray,
         },
         "errors": describe_errors(predicted, truth, scope),
     }
+    if note:
+        result["scope"] = note
     if gold.articles is not None and gold.articles != len(truth):
         result["warning"] = f"the gold says {gold.articles} articles, the corpus has {len(truth)} in scope"
     return result
+
+
+def gold_scope(gold: StoryGold, articles: Sequence[Article]) -> tuple[StoryGold, list[Article], str | None]:
+    """The articles ``gold`` scores, and the gold with the range they were chosen by: its ``published``
+    range, else the whole corpus, unless the gold says how many articles it covers and the calendar
+    months its stories span hold a number nearer that (then the gold comes back with those months as
+    its range, and a note that says so)."""
+    if gold.published is not None:
+        return gold, _published_in(articles, gold.published), None
+    everything = list(articles)
+    if gold.articles is None:
+        return gold, everything, None
+    listed = {u for story in gold.stories for u in story}
+    dates = [a.published.date() for a in articles if a.url in listed and a.published is not None]
+    if not dates:
+        return gold, everything, None
+    first, last = min(dates), max(dates)
+    months = (first.replace(day=1), _month_end(last))
+    scope = _published_in(articles, months)
+    if abs(len(scope) - gold.articles) >= abs(len(everything) - gold.articles):
+        return gold, everything, None
+    note = (
+        f"no 'published' range: scored on {months[0].isoformat()}..{months[1].isoformat()}, the calendar months"
+        f" its stories span ({len(scope)} articles; the gold says {gold.articles}, the corpus has {len(everything)})"
+    )
+    return replace(gold, published=months), scope, note
+
+
+def _month_end(day: date) -> date:
+    following = day.replace(day=28) + timedelta(days=4)
+    return following - timedelta(days=following.day)
 
 
 def _published_in(articles: Sequence[Article], published: tuple[date, date]) -> list[Article]:
@@ -510,6 +546,8 @@ def format_stories(result: dict) -> str:
                 f"{name:<18}{pw['precision']:>8.3f}{pw['recall']:>8.3f}{pw['f1']:>9.3f}"
                 f"{b3['precision']:>8.3f}{b3['recall']:>8.3f}{b3['f1']:>8.3f}"
             )
+        if "scope" in g:
+            lines.append(f"scope: {g['scope']}")
         if "warning" in g:
             lines.append(f"warning: {g['warning']}")
         lines.append(f"clusters story detection got wrong: {len(g['errors'])}")

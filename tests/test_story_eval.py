@@ -26,6 +26,7 @@ from search.story_eval import (
     format_stories,
     gold_grouping,
     gold_pairs,
+    gold_scope,
     is_story_gold,
     load_articles,
     load_gold,
@@ -256,6 +257,40 @@ def test_eval_sets_share_one_corpus_and_score_their_month(three_months):
     assert len({id(s.articles) for s in three_months}) == 1 and len(three_months[0].articles) == 60
     assert [len(s.gold) for s in three_months] == [20, 20, 20]
     assert [gold_pairs(s.gold) for s in three_months] == [3, 3, 3]
+
+
+def test_a_month_labelled_in_a_longer_corpus_is_scored_on_its_months_when_no_range_is_given(three_months, tmp_path):
+    august = [[f"https://outlet.example/8/{n}" for n in (3, 5, 7)]]
+    articles = three_months[0].articles
+
+    def scope(**fields):
+        path = tmp_path / "months" / "august.json"
+        path.write_text(json.dumps({"corpus": "../corpus", "stories": august, **fields}))
+        return gold_scope(load_gold(path), articles)
+
+    gold, scoped, note = scope(articles=20)
+    assert len(scoped) == 20 and {a.published.month for a in scoped} == {8}
+    assert gold.published == (date(2019, 8, 1), date(2019, 8, 31)) and "2019-08-01..2019-08-31" in note
+    assert len(gold_grouping(gold, scoped)) == 20
+    for fields in ({"articles": 60}, {"articles": 45}, {}):  # the whole corpus is nearer, or nothing says
+        gold, scoped, note = scope(**fields)
+        assert len(scoped) == 60 and gold.published is None and note is None
+    gold, scoped, note = scope(articles=60, published={"from": "2019-08-10", "to": "2019-09-30"})
+    assert len(scoped) == 31 and note is None  # a range given is the range used
+
+
+def test_cli_eval_says_which_months_it_scored(cli, three_months, tmp_path):
+    gold = tmp_path / "months" / "august.json"
+    gold.write_text(
+        json.dumps(
+            {"corpus": "../corpus", "articles": 20, "stories": [[f"https://outlet.example/8/{n}" for n in (3, 5, 7)]]}
+        )
+    )
+    result = cli("eval", gold)
+    assert result.exit_code == 0, result.output
+    assert "20 articles scored (60 in the corpus)" in result.output
+    assert "scope: no 'published' range: scored on 2019-08-01..2019-08-31" in result.output
+    assert "warning" not in result.output
 
 
 def test_featured_examples_and_predictions_match_the_plain_path(three_months):
