@@ -5,8 +5,9 @@ article files, relative to the gold file), optionally ``articles`` (how many art
 and ``published`` (``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``: only articles published in that
 range are in scope). Every article in scope that no story lists is a story of its own. A gold with
 no ``published`` whose ``articles`` is nearer the number of articles in the calendar months its
-stories span than the corpus's size (a month labelled in a corpus of years) is scored on those
-months (``gold_scope``), and the report says so.
+stories span than the corpus's size, or that gives no count and whose months hold less than half
+the corpus (a month labelled in a corpus of years), is scored on those months (``gold_scope``), and
+the report says so.
 
 The corpus is read as the indexer reads it (``search.loader`` then ``search.merge``) and embedded
 the way the indexer embeds it: each text on its own ONNX call, so the vectors match an index's.
@@ -488,26 +489,29 @@ def evaluate_gold(gold: StoryGold, articles: list[Article], vectors: np.ndarray,
 
 def gold_scope(gold: StoryGold, articles: Sequence[Article]) -> tuple[StoryGold, list[Article], str | None]:
     """The articles ``gold`` scores, and the gold with the range they were chosen by: its ``published``
-    range, else the whole corpus, unless the gold says how many articles it covers and the calendar
-    months its stories span hold a number nearer that (then the gold comes back with those months as
-    its range, and a note that says so)."""
+    range; else the calendar months its stories span, when the gold's ``articles`` count is nearer
+    the number of articles in them than the corpus's size or, with no count, when they hold less than
+    half the corpus (a month labelled in a corpus of years; a note then says so); else the whole corpus."""
     if gold.published is not None:
         return gold, _published_in(articles, gold.published), None
     everything = list(articles)
-    if gold.articles is None:
-        return gold, everything, None
     listed = {u for story in gold.stories for u in story}
     dates = [a.published.date() for a in articles if a.url in listed and a.published is not None]
     if not dates:
         return gold, everything, None
-    first, last = min(dates), max(dates)
-    months = (first.replace(day=1), _month_end(last))
+    months = (min(dates).replace(day=1), _month_end(max(dates)))
     scope = _published_in(articles, months)
-    if abs(len(scope) - gold.articles) >= abs(len(everything) - gold.articles):
+    if gold.articles is None:
+        if 2 * len(scope) >= len(everything):
+            return gold, everything, None
+        said = "the gold gives no article count"
+    elif abs(len(scope) - gold.articles) < abs(len(everything) - gold.articles):
+        said = f"the gold says {gold.articles}"
+    else:
         return gold, everything, None
     note = (
         f"no 'published' range: scored on {months[0].isoformat()}..{months[1].isoformat()}, the calendar months"
-        f" its stories span ({len(scope)} articles; the gold says {gold.articles}, the corpus has {len(everything)})"
+        f" its stories span ({len(scope)} articles; {said}, the corpus has {len(everything)})"
     )
     return replace(gold, published=months), scope, note
 

@@ -272,9 +272,14 @@ def test_a_month_labelled_in_a_longer_corpus_is_scored_on_its_months_when_no_ran
     assert len(scoped) == 20 and {a.published.month for a in scoped} == {8}
     assert gold.published == (date(2019, 8, 1), date(2019, 8, 31)) and "2019-08-01..2019-08-31" in note
     assert len(gold_grouping(gold, scoped)) == 20
-    for fields in ({"articles": 60}, {"articles": 45}, {}):  # the whole corpus is nearer, or nothing says
+    gold, scoped, note = scope()  # no count: the month holds less than half the corpus
+    assert len(scoped) == 20 and "the gold gives no article count" in note
+    for fields in ({"articles": 60}, {"articles": 45}):  # the whole corpus is nearer the count
         gold, scoped, note = scope(**fields)
         assert len(scoped) == 60 and gold.published is None and note is None
+    august[0].append("https://outlet.example/9/2")  # two months of three: more than half, and no count
+    gold, scoped, note = scope()
+    assert len(scoped) == 60 and note is None
     gold, scoped, note = scope(articles=60, published={"from": "2019-08-10", "to": "2019-09-30"})
     assert len(scoped) == 31 and note is None  # a range given is the range used
 
