@@ -177,7 +177,10 @@ def series_key(title: frozenset[int], lexicon: Lexicon) -> frozenset[int]:
 def names_a_period(titles: Sequence[str]) -> np.ndarray:
     """Whether each title names a span of dates ("... this week (Sept. 25-Oct. 1)"): a roundup of that
     period, an edition of a series even when the index holds no other edition of it."""
-    return np.fromiter((bool(_PERIOD.search(t)) for t in titles), dtype=bool, count=len(titles))
+    search = _PERIOD.search
+    return np.fromiter(
+        (("-" in t or "–" in t) and search(t) is not None for t in titles), dtype=bool, count=len(titles)
+    )
 
 
 def editions(
