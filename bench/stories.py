@@ -4,6 +4,7 @@ across the HuffPost months, and the cost of assigning stories at 10k and of addi
     python -m bench.run_all stories     # writes bench/results/stories.json
     python -m bench.stories --fit       # refit the pair model on all the HuffPost months; print it
     python -m bench.stories --sweep min_link_share=0.2,0.25   # the month-left-out F1 under other values of a setting
+    python -m bench.stories --noise 4   # ... with a feature that carries no information added, per seed
 
 Quality: pairwise and B-cubed F1 against ../shared/eval/stories (copies across outlets) and
 eval/stories-huffpost (one outlet's updates; stories assigned over the whole huffpost-10k file,
@@ -19,6 +20,7 @@ the cosine rule at the threshold that does best on the months (chosen on them, s
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import time
@@ -42,6 +44,7 @@ from search.story_eval import (
     pooled,
     score,
 )
+from search.story_pairs import Pairs
 
 SHARED_GOLD = ROOT.parent / "shared" / "eval" / "stories"
 MONTHS_GOLD = ROOT / "eval" / "stories-huffpost"
@@ -114,6 +117,21 @@ def cross_validated(sets: dict[str, EvalSet], months: list[str], config: StoryCo
         str(l2): cross_validate(held, config, l2=l2, featured=featured)["pooled"]["stories"] for l2 in L2_SWEEP
     }
     return out
+
+
+def with_noise(featured: FeaturedSets, seed: int, dim: int = 16) -> FeaturedSets:
+    """The same featured pairs with one more feature that carries no information: the cosine of random
+    unit vectors, one per article. What the month-left-out F1 does with it is the noise band any other
+    feature's gain must clear."""
+    rng = np.random.default_rng(seed)
+    noisy = copy.copy(featured)
+    noisy.corpora = {}
+    for key, (corpus, pairs) in featured.corpora.items():
+        random = rng.normal(size=(len(corpus.ids), dim))
+        random /= np.linalg.norm(random, axis=1, keepdims=True)
+        column = np.einsum("ij,ij->i", random[pairs.left], random[pairs.right])
+        noisy.corpora[key] = (corpus, Pairs(pairs.left, pairs.right, np.column_stack([pairs.features, column])))
+    return noisy
 
 
 # -- cost -------------------------------------------------------------------------------------
@@ -238,14 +256,26 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SETTING=V1,V2,...",
         help="a story setting (min_link_share, max_span_days, window_days...): month-left-out F1 of each value",
     )
+    parser.add_argument(
+        "--noise", type=int, metavar="SEEDS", help="month-left-out F1 with a random feature added, for each seed"
+    )
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "work" / "stories")
     args = parser.parse_args(argv)
-    if not args.fit and not args.sweep:
-        parser.error("run the benchmark with `python -m bench.run_all stories`; this entry point has --fit and --sweep")
+    if not args.fit and not args.sweep and not args.noise:
+        parser.error(
+            "run the benchmark with `python -m bench.run_all stories`; this entry point has --fit, --sweep and --noise"
+        )
     name, values = _sweep(parser, args.sweep) if args.sweep else ("", [])
     embedder = load_embedder(os.environ.get("SEARCH_INDEX_EMBEDDER", "onnx-int8"), None, None, threads=1)
     sets = load_dev_sets(embedder, args.cache)
     months = [sets[m] for m in months_of(sets)]
+    if args.noise:
+        featured = FeaturedSets(months)
+        for seed in range(args.noise):
+            result = cross_validate(months, featured=with_noise(featured, seed))["pooled"]["stories"]["pairwise"]
+            print(f"random feature, seed {seed}: month left out, pooled pairwise F1 {result['f1']:.3f}", end="")
+            print(f" (precision {result['precision']:.3f}, recall {result['recall']:.3f})")
+        return
     if args.sweep:
         featured = FeaturedSets(months) if name in GROUPING_SETTINGS else None  # the pairs stay the same
         for value in values:

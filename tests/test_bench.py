@@ -263,6 +263,41 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     assert any(n.startswith("Story assignment, 60 articles") for n in names)
 
 
+def test_a_noise_feature_is_one_more_column_and_leaves_the_pairs_as_they_were(tmp_path):
+    from bench.stories import with_noise
+    from search.embedding import HashEmbedder
+    from search.story_eval import FeaturedSets, cross_validate, eval_sets, load_golds
+
+    rows = [
+        {
+            "webUrl": f"https://outlet.example/{k}",
+            "title": f"Hurricane Dorian hits the Bahamas, part {k % 30}" if k % 30 in (3, 4, 5) else f"Filler{k} x{k}",
+            "publishedDateTime": f"2019-{9 + k // 30:02d}-{k % 30 + 1:02d}",
+            "provider": "Outlet",
+        }
+        for k in range(60)
+    ]
+    (tmp_path / "news.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    for month, first in ((9, 0), (10, 30)):
+        gold = {"corpus": "news.jsonl", "published": {"from": f"2019-{month:02d}-01", "to": f"2019-{month:02d}-30"}}
+        gold["stories"] = [[f"https://outlet.example/{first + n}" for n in (3, 4, 5)]]
+        (tmp_path / f"m{month}.json").write_text(json.dumps(gold))
+    months = eval_sets(load_golds(tmp_path), HashEmbedder())
+    featured = FeaturedSets(months)
+    _, pairs = next(iter(featured.corpora.values()))
+    before = pairs.features.copy()
+    noisy = with_noise(featured, seed=0)
+    _, noisy_pairs = next(iter(noisy.corpora.values()))
+    assert noisy_pairs.features.shape == (len(pairs.left), before.shape[1] + 1)
+    assert np.array_equal(noisy_pairs.features[:, :-1], before) and np.array_equal(pairs.features, before)
+    assert np.all(np.abs(noisy_pairs.features[:, -1]) <= 1.0) and np.std(noisy_pairs.features[:, -1]) > 0
+    again = next(iter(with_noise(featured, seed=0).corpora.values()))[1].features[:, -1]
+    other = next(iter(with_noise(featured, seed=1).corpora.values()))[1].features[:, -1]
+    assert np.array_equal(again, noisy_pairs.features[:, -1]) and not np.array_equal(other, again)
+    held_out = cross_validate(months, featured=noisy)["held_out"]
+    assert all(len(h["weights"]) == before.shape[1] + 2 for h in held_out.values())  # intercept and the new one
+
+
 def test_stories_sweep_reads_a_setting_and_its_values():
     import argparse
 
