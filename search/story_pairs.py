@@ -26,7 +26,10 @@ PAIR_FEATURES = ("cosine", "days", "burst", "same_section", "other_section", "ra
 # -- words --------------------------------------------------------------------------------------
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _FIGURE = re.compile(r"\d+\.\d+")
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_MONTH = (  # a month's name or its abbreviation, as a whole word ("Mariners 5-3" is a score, not a date)
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
+)
 _PERIOD = re.compile(rf"\b{_MONTH}\s+\d{{1,2}}\s*[-–]\s*(?:{_MONTH}\s+)?\d{{1,2}}\b", re.IGNORECASE)
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being it its this that these

@@ -226,6 +226,7 @@ def test_titles_that_name_a_span_of_dates_are_roundups():
         "Jury finds him guilty on Oct. 12 of 3 counts",
         "Biden's first 100 days: 5-4 court ruling looms",
         "Mayday call at 10-11 minutes past the hour",
+        "Mariners beat Angels 5-3 as Junior 2-1 streak ends",
         "",
     ]
     assert names_a_period(roundups).tolist() == [True] * len(roundups)
