@@ -637,13 +637,12 @@ def _word_table(
     days = timeline.days
     lo, hi = timeline.rows_within(days[rows[0]] - reach, days[rows[-1]] + reach)
     counter, words, titles = WordCounter(days[lo], days[hi - 1], config), _PackedWords(lo), _PackedWords(lo)
-    periods = []
+    periods = np.zeros(hi - lo, dtype=bool)
     for start in range(lo, hi, slice_size):
         articles = source.articles(timeline.ids[start : min(start + slice_size, hi)])
         words.extend(counter.add(articles))
         titles.extend(counter.lexicon.numbered([a.title for a in articles]))
-        periods.append(names_a_period([a.title for a in articles]))
+        periods[start - lo : start - lo + len(articles)] = names_a_period([a.title for a in articles])
     titles.pack()
-    periods = np.concatenate(periods) if periods else np.zeros(0, dtype=bool)
     marks = editions(titles.of(lo, hi), days[lo:hi], periods, counter.lexicon, config)
     return counter.lexicon, counter.table(), words.pack(), titles, marks

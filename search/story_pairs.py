@@ -115,9 +115,9 @@ class StoryCorpus:
     dated: int  # the first ``dated`` rows have a date
     occ_row: np.ndarray  # every (row, word) of the dated rows, by row
     occ_word: np.ndarray
-    periods: np.ndarray  # whose titles name a span of dates (``names_a_period``)
     table: WordTable | None = None  # the counts words are weighed against; None: this corpus's own
     editions: np.ndarray | None = None  # which rows are editions of a series (``editions``); None: not yet known
+    periods: np.ndarray | None = None  # whose titles name a span of dates, to mark editions by; None: marked
 
     @classmethod
     def build(
@@ -156,12 +156,12 @@ class StoryCorpus:
             lexicon=lexicon,
             topics=[frozenset(a.topics) for a in arts],
             figures=[frozenset(_FIGURE.findall(t)) for t in texts],
-            periods=names_a_period([a.title for a in arts]),
             dated=dated,
             occ_row=occ_row,
             occ_word=occ_word,
             table=table,
             editions=editions,
+            periods=names_a_period([a.title for a in arts]) if editions is None else None,
         )
 
     @property
