@@ -15,6 +15,11 @@ the held-out months it is the figure that predicts an unlabelled month (the targ
 the cosine rule at the threshold that does best on the months (chosen on them, so optimistic). Cost:
 ``assign_stories`` on huffpost-10k (and prefixes of it) and ``update_stories`` adding its newest
 1,000 articles to the oldest 9,000.
+
+eval/stories-huffpost/second holds the same months labelled again, blind, by other readers under the
+shared rules alone: how far the two labellings agree (the second scored as if it predicted the
+first) is the ceiling a model can be expected to reach against either, and the shipped and
+month-left-out models are scored against the second labelling too.
 """
 
 from __future__ import annotations
@@ -37,11 +42,13 @@ from search.story_eval import (
     GROUPING_SETTINGS,
     EvalSet,
     FeaturedSets,
+    agreement,
     cross_validate,
     eval_sets,
     gold_pairs,
     load_golds,
     pooled,
+    relabelled,
     score,
 )
 from search.story_pairs import Pairs
@@ -63,8 +70,19 @@ def months_of(sets: dict[str, EvalSet], months: Path = MONTHS_GOLD) -> list[str]
     return [g.name for g in load_golds(months) if g.name in sets]
 
 
-def quality(sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT) -> dict:
-    """Shipped model and cosine baseline on every set; the months also pooled."""
+def second_labelling(sets: dict[str, EvalSet], months: list[str], folder: Path) -> list[EvalSet]:
+    """The months that ``folder`` labels again, in the order of ``months`` (none when it is absent)."""
+    if not folder.is_dir():
+        return []
+    again = {s.name: s for s in relabelled([sets[m] for m in months], load_golds(folder))}
+    return [again[m] for m in months if m in again]
+
+
+def quality(
+    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: list[EvalSet] = ()
+) -> dict:
+    """Shipped model and cosine baseline on every set; the months also pooled; with ``second``, the months'
+    second labelling: its agreement with the first and the shipped model against it."""
     out: dict = {"config": config.to_dict(), "sets": {}}
     shipped, baseline, seconds = {}, {}, {}
     for name, s in sets.items():
@@ -85,6 +103,14 @@ def quality(sets: dict[str, EvalSet], months: list[str], config: StoryConfig = D
             "stories": pooled(both, [shipped[s.corpus] for s in both]),
             "cosine_baseline": pooled(both, [baseline[s.corpus] for s in both]),
             "best_cosine": best_cosine(both),
+        }
+    if second:
+        first = [sets[s.name] for s in second]
+        out["second_labelling"] = {
+            "agreement": agreement(first, second),
+            "stories": pooled(second, [shipped[s.corpus] for s in second]),
+            "stories_by_set": {s.name: score(shipped[s.corpus], s.gold) for s in second},
+            "cosine_baseline": pooled(second, [baseline[s.corpus] for s in second]),
         }
     return out
 
@@ -108,11 +134,15 @@ def best_cosine(held: list[EvalSet], thresholds: tuple[float, ...] = COSINE_THRE
     }
 
 
-def cross_validated(sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT) -> dict:
-    """Leave one month out (weights and threshold fitted on the others), and the pooled figure under other L2s."""
+def cross_validated(
+    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: list[EvalSet] = ()
+) -> dict:
+    """Leave one month out (weights and threshold fitted on the others), and the pooled figure under other L2s;
+    the held-out predictions also against the second labelling, when every month has one."""
     held = [sets[m] for m in months]
     featured = FeaturedSets(held, config)
-    out = cross_validate(held, config, featured=featured)
+    both = len(second) == len(held)
+    out = cross_validate(held, config, featured=featured, second=second if both else None)
     out["l2_sweep"] = {
         str(l2): cross_validate(held, config, l2=l2, featured=featured)["pooled"]["stories"] for l2 in L2_SWEEP
     }
@@ -190,8 +220,9 @@ def bench_stories(ctx: Context, shared: Path = SHARED_GOLD, months_gold: Path = 
     embedder = load_embedder(kind, None, None, threads=1)
     sets = load_dev_sets(embedder, ctx.work / "stories", shared, months_gold)
     months = months_of(sets, months_gold)
-    figures = {"embedder": embedder.model_id, "quality": quality(sets, months)}
-    figures["cross_validated"] = cross_validated(sets, months) if len(months) > 1 else {}
+    second = second_labelling(sets, months, months_gold / "second")
+    figures = {"embedder": embedder.model_id, "quality": quality(sets, months, second=second)}
+    figures["cross_validated"] = cross_validated(sets, months, second=second) if len(months) > 1 else {}
     corpus = sets[months[0]] if months else next(iter(sets.values()))
     figures["cost"] = cost(corpus.articles, corpus.vectors, added=min(1000, len(corpus.articles) // 5))
     write_result(ctx, "stories", figures, _targets(figures, shared.name, months), started)

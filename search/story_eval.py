@@ -291,6 +291,40 @@ def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None
     return out
 
 
+def relabelled(first: Sequence[EvalSet], second: Sequence[StoryGold]) -> list[EvalSet]:
+    """The sets of ``first`` that ``second`` labels again (a gold file of the same name over the same
+    corpus and articles), with the second labelling as their gold: one prediction is then scored
+    against both labellings."""
+    by_name = {s.name: s for s in first}
+    out = []
+    for gold in second:
+        s = by_name.get(gold.name)
+        if s is None:
+            raise ConfigError(f"{gold.path}: no first labelling named {gold.name}")
+        if Path(s.corpus).resolve() != gold.corpus.resolve():
+            raise ConfigError(f"{gold.path}: labels {gold.corpus}, its first labelling {s.corpus}")
+        scoped, scope, _ = gold_scope(gold, s.articles)
+        truth = gold_grouping(scoped, scope)
+        if truth.keys() != s.gold.keys():
+            raise ConfigError(f"{gold.path}: scores {len(truth)} articles, its first labelling {len(s.gold)}")
+        out.append(EvalSet(s.name, s.corpus, s.articles, s.vectors, truth))
+    return out
+
+
+def agreement(first: Sequence[EvalSet], second: Sequence[EvalSet]) -> dict:
+    """How far two labellings of the same sets agree: the second scored as if it predicted the first
+    (the F1s are symmetric; precision and recall swap with the roles), set by set and pooled."""
+    if [s.name for s in first] != [s.name for s in second]:
+        raise ConfigError("the two labellings must hold the same sets, in the same order")
+    return {
+        "sets": {
+            a.name: {"gold_pairs": [gold_pairs(a.gold), gold_pairs(b.gold)], **score(b.gold, a.gold)}
+            for a, b in zip(first, second, strict=True)
+        },
+        "pooled": pooled(first, [b.gold for b in second]),
+    }
+
+
 # story settings that leave the featured pairs as they are
 GROUPING_SETTINGS = ("min_link_share", "max_span_days", "series_days", "series_reach_days")
 
@@ -365,10 +399,13 @@ def cross_validate(
     l2: float = L2,
     thresholds: Sequence[float] = THRESHOLDS,
     featured: FeaturedSets | None = None,
+    second: Sequence[EvalSet] | None = None,
 ) -> dict:
     """Leave one set out: fit the pair model's weights on the others, choose the link threshold on the
     others, score the held-out set. Nothing about a set is fitted on that set, so the pooled figure is
-    what to expect on an unlabelled month. The cosine baseline is scored beside it, set by set."""
+    what to expect on an unlabelled month. The cosine baseline is scored beside it, set by set. With
+    ``second`` (``relabelled``: the same sets labelled by someone else), the same held-out predictions
+    are also scored against that labelling (``against_second``)."""
     if len(sets) < 2:
         raise ConfigError("cross-validation needs two gold sets or more")
     featured = featured or FeaturedSets(sets, config)
@@ -392,7 +429,7 @@ def cross_validate(
             "stories": score(by_threshold[threshold], s.gold),
             "cosine_baseline": score(baseline[s.corpus], s.gold),
         }
-    return {
+    out = {
         "l2": l2,
         "thresholds": list(thresholds),
         "held_out": held,
@@ -402,6 +439,14 @@ def cross_validate(
         },
         "fixed_threshold": {str(t): pooled(sets, p) for t, p in fixed_predictions.items()},
     }
+    if second is not None:
+        if [s.name for s in second] != [s.name for s in sets]:
+            raise ConfigError("the second labelling must hold the same sets, in the same order")
+        out["against_second"] = {
+            "held_out": {o.name: score(p, o.gold) for o, p in zip(second, chosen_predictions, strict=True)},
+            "pooled": pooled(second, chosen_predictions),
+        }
+    return out
 
 
 def gold_pairs(gold: Mapping[str, str]) -> int:

@@ -241,6 +241,18 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
                 }
             )
         )
+    second = months / "second"  # the months labelled again: September's story holds two of its three days
+    second.mkdir()
+    for month, first, days in ((9, 0, (3, 4)), (10, 30, (3, 4, 5))):
+        (second / f"m{month}.json").write_text(
+            json.dumps(
+                {
+                    "corpus": "../../news.jsonl",
+                    "published": {"from": f"2019-{month:02d}-01", "to": f"2019-{month:02d}-30"},
+                    "stories": [[f"https://outlet.example/{first + n}" for n in days]],
+                }
+            )
+        )
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "copies.json").write_text(json.dumps({"corpus": "../news.jsonl", "stories": []}))
@@ -256,6 +268,14 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     cv = figures["cross_validated"]
     assert set(cv["held_out"]) == {"m9", "m10"} and cv["held_out"]["m9"]["gold_pairs"] == 3
     assert set(cv["pooled"]) == {"stories", "cosine_baseline"} and set(cv["l2_sweep"]) == {"0.01", "1.0", "10.0"}
+    again = figures["quality"]["second_labelling"]
+    assert again["agreement"]["sets"]["m9"]["gold_pairs"] == [3, 1]
+    assert (
+        again["agreement"]["sets"]["m9"]["pairwise"]["f1"] == 0.5
+        and again["agreement"]["sets"]["m10"]["pairwise"]["f1"] == 1.0
+    )
+    assert set(again) == {"agreement", "stories", "stories_by_set", "cosine_baseline"}
+    assert set(cv["against_second"]["held_out"]) == {"m9", "m10"} and "pairwise" in cv["against_second"]["pooled"]
     assert figures["cost"]["add_newest"]["added"] == 12 and figures["cost"]["add_newest"]["existing"] == 48
     assert figures["cost"]["add_newest"]["same_as_rebuild"]["pairwise"]["f1"] == 1.0
     names = [t["target"] for t in result["targets"]]

@@ -17,7 +17,9 @@ from search.errors import ConfigError
 from search.stories import DEFAULT, PAIR_FEATURES, assign_stories, cosine_baseline
 from search.story_eval import (
     L2,
+    EvalSet,
     FeaturedSets,
+    agreement,
     article_vectors,
     cross_validate,
     eval_sets,
@@ -33,6 +35,7 @@ from search.story_eval import (
     load_golds,
     pair_examples,
     pooled,
+    relabelled,
     run_stories,
     score,
 )
@@ -356,3 +359,91 @@ def test_featured_pairs_regrouped_under_other_grouping_settings(three_months):
         assert predicted == assign_stories(s.articles, s.vectors, config).stories
     with pytest.raises(ConfigError, match="grouping settings"):
         featured.grouped_by(replace(DEFAULT, window_days=3.0))
+
+
+# -- a second labelling of the same sets --------------------------------------------------------
+def write_second(folder, stories_by_month, corpus="../../corpus"):
+    """A second labelling of the three months: ``stories_by_month`` maps a month to its stories (article numbers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for month, stories in stories_by_month.items():
+        (folder / f"m{month}.json").write_text(
+            json.dumps(
+                {
+                    "corpus": corpus,
+                    "published": {"from": f"2019-{month:02d}-01", "to": f"2019-{month:02d}-30"},
+                    "stories": [[f"https://outlet.example/{month}/{n}" for n in story] for story in stories],
+                }
+            )
+        )
+    return load_golds(folder)
+
+
+def test_a_second_labelling_is_scored_as_if_it_predicted_the_first(three_months, tmp_path):
+    # the first labelling: the storm days 3, 5 and 7 of each month are one story (3 pairs)
+    second = relabelled(
+        three_months,
+        write_second(tmp_path / "months" / "second", {7: [[3, 5]], 8: [[3, 5, 7]], 9: [[3, 5, 7, 9]]}),
+    )
+    assert [s.name for s in second] == ["m7", "m8", "m9"]
+    assert all(
+        b.articles is a.articles and b.gold.keys() == a.gold.keys() for a, b in zip(three_months, second, strict=True)
+    )
+    assert [gold_pairs(s.gold) for s in second] == [1, 3, 6]
+    result = agreement(three_months, second)
+    m7, m8, m9 = (result["sets"][m]["pairwise"] for m in ("m7", "m8", "m9"))
+    assert result["sets"]["m9"]["gold_pairs"] == [3, 6]
+    assert (m7["precision"], m7["recall"], m7["f1"]) == (1.0, pytest.approx(1 / 3, abs=1e-4), 0.5)
+    assert m8["f1"] == 1.0
+    assert (m9["precision"], m9["recall"]) == (0.5, 1.0)
+    # pooled: 7 of the second's 10 pairs are the first's, and 7 of the first's 9 are the second's
+    assert result["pooled"]["pairwise"]["precision"] == pytest.approx(0.7, abs=1e-4)
+    assert result["pooled"]["pairwise"]["recall"] == pytest.approx(7 / 9, abs=1e-4)
+    # the F1s do not depend on which labelling is taken as the truth
+    assert agreement(second, three_months)["pooled"]["pairwise"]["f1"] == result["pooled"]["pairwise"]["f1"]
+
+
+def test_held_out_predictions_are_scored_against_the_second_labelling_too(three_months, tmp_path):
+    second = relabelled(three_months, write_second(tmp_path / "second", {m: [[3, 5]] for m in (7, 8, 9)}, "../corpus"))
+    result = cross_validate(three_months, thresholds=(0.2, 0.5), second=second)
+    assert "against_second" not in cross_validate(three_months, thresholds=(0.2, 0.5))
+    # every held-out month finds its whole storm story: against a second labelling that holds two of
+    # its three days, each month's one pair is found and two more are wrongly joined
+    against = result["against_second"]
+    assert list(against["held_out"]) == ["m7", "m8", "m9"]
+    assert result["pooled"]["stories"]["pairwise"]["f1"] == 1.0
+    assert against["pooled"]["pairwise"]["recall"] == 1.0
+    assert against["pooled"]["pairwise"]["precision"] == pytest.approx(1 / 3, abs=1e-4)
+    same = cross_validate(three_months, thresholds=(0.2, 0.5), second=three_months)
+    assert same["against_second"]["pooled"] == same["pooled"]["stories"]
+    with pytest.raises(ConfigError, match="same sets"):
+        cross_validate(three_months, second=second[:2])
+
+
+def test_a_second_labelling_must_match_the_first(three_months, tmp_path):
+    other = write_second(tmp_path / "months" / "other", {6: [[3, 5]]})
+    with pytest.raises(ConfigError, match="no first labelling named m6"):
+        relabelled(three_months, other)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "articles.jsonl").write_text((tmp_path / "corpus" / "articles.jsonl").read_text())
+    moved = write_second(tmp_path / "months" / "moved", {7: [[3, 5]]}, corpus="../../elsewhere")
+    with pytest.raises(ConfigError, match="its first labelling"):
+        relabelled(three_months, moved)
+    with pytest.raises(ConfigError, match="same sets"):
+        agreement(three_months, three_months[::-1])
+
+
+def test_the_second_labelling_of_the_huffpost_months_matches_the_first():
+    from conftest import ROOT
+
+    folder = ROOT / "eval" / "stories-huffpost"
+    first, second = load_golds(folder), load_golds(folder / "second")
+    assert [g.name for g in second] == [g.name for g in first]
+    shared_or_skip(first[0].corpus)
+    articles = load_articles(first[0].corpus)
+    vectors = np.zeros((len(articles), 4), dtype=np.float32)
+    sets = [
+        EvalSet(g.name, str(g.corpus), articles, vectors, gold_grouping(*gold_scope(g, articles)[:2])) for g in first
+    ]
+    again = relabelled(sets, second)
+    assert [len(s.gold) for s in again] == [g.articles for g in first]
+    assert all(gold_pairs(s.gold) > 0 for s in again)
