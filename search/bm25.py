@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search.arrays import load_array
+
 FILES = ("indptr.npy", "rows.npy", "values.npy", "docnums.npy", "terms.json", "ids.json")
 Weighted = Sequence[tuple[str, float]]  # (matrix key, weight)
 
@@ -83,7 +85,7 @@ class ScoreMatrix:
         if not all((directory / name).is_file() for name in FILES):
             return None
         # memory-mapped, then viewed as plain arrays: slicing a np.memmap costs a subclass round trip each time
-        load = lambda name: np.asarray(np.load(directory / name, mmap_mode="r"))  # noqa: E731
+        load = lambda name: np.asarray(load_array(directory / name, mmap=True))  # noqa: E731
         terms = json.loads((directory / "terms.json").read_text(encoding="utf-8"))
         ids = json.loads((directory / "ids.json").read_text(encoding="ascii"))
         return cls(ids, terms, load("indptr.npy"), load("rows.npy"), load("values.npy"), load("docnums.npy"))

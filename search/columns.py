@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.arrays import load_array
 from search.urls import id_to_int
 
 Facts = tuple[str, str, tuple[str, ...], "datetime | None", str]  # provider, domain, topics, published, story
@@ -123,7 +124,7 @@ class Columns:
     def load(cls, directory: Path) -> Columns | None:
         if not all((directory / name).is_file() for name in FILES):
             return None
-        arrays = {name.removesuffix(".npy"): np.load(directory / name) for name in FILES[:-1]}
+        arrays = {name.removesuffix(".npy"): load_array(directory / name) for name in FILES[:-1]}
         names = json.loads((directory / "names.json").read_text(encoding="utf-8"))
         return cls(names=names, **arrays)
 
