@@ -257,7 +257,19 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     shared.mkdir()
     (shared / "copies.json").write_text(json.dumps({"corpus": "../news.jsonl", "stories": []}))
     ctx = replace(ctx, env={"SEARCH_INDEX_EMBEDDER": "hash"})
-    result = json.loads(bench_stories(ctx, shared=shared, months_gold=months).read_text())
+    test = tmp_path / "test-months"  # a test month: scored with the shipped model only
+    for folder, days, corpus in ((test, (3, 4, 5), "../news.jsonl"), (test / "second", (3, 4), "../../news.jsonl")):
+        folder.mkdir()
+        (folder / "t10.json").write_text(
+            json.dumps(
+                {
+                    "corpus": corpus,
+                    "published": {"from": "2019-10-01", "to": "2019-10-30"},
+                    "stories": [[f"https://outlet.example/{30 + n}" for n in days]],
+                }
+            )
+        )
+    result = json.loads(bench_stories(ctx, shared=shared, months_gold=months, held_out_gold=test).read_text())
     figures = result["figures"]
     assert set(figures["quality"]["sets"]) == {"copies", "m9", "m10"}
     assert figures["quality"]["sets"]["m9"]["gold_pairs"] == 3
@@ -278,7 +290,13 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     assert set(cv["against_second"]["held_out"]) == {"m9", "m10"} and "pairwise" in cv["against_second"]["pooled"]
     assert figures["cost"]["add_newest"]["added"] == 12 and figures["cost"]["add_newest"]["existing"] == 48
     assert figures["cost"]["add_newest"]["same_as_rebuild"]["pairwise"]["f1"] == 1.0
+    held = figures["held_out"]
+    assert set(held["sets"]) == {"t10"} and held["sets"]["t10"]["gold_pairs"] == 3
+    assert held["stories"]["pairwise"] == figures["quality"]["sets"]["m10"]["stories"]["pairwise"]  # same story
+    assert held["second_labelling"]["agreement"]["pooled"]["pairwise"]["f1"] == 0.5
+    assert "t10" not in figures["cross_validated"]["held_out"]  # a test month is never fitted on
     names = [t["target"] for t in result["targets"]]
+    assert sum("held-out months (t10), shipped model" in n for n in names) == 2
     assert any("copies: pairwise F1" in n for n in names) and any("leave one month out" in n for n in names)
     assert any(n.startswith("Story assignment, 60 articles") for n in names)
 

@@ -447,3 +447,21 @@ def test_the_second_labelling_of_the_huffpost_months_matches_the_first():
     again = relabelled(sets, second)
     assert [len(s.gold) for s in again] == [g.articles for g in first]
     assert all(gold_pairs(s.gold) > 0 for s in again)
+
+
+def test_the_2022_test_months_match_their_corpus_and_are_no_dev_month():
+    from conftest import ROOT
+
+    folder = ROOT / "eval" / "stories-huffpost-2022"
+    first, second = load_golds(folder), load_golds(folder / "second")
+    assert [g.name for g in first] == [g.name for g in second] and len(first) == 3
+    assert not {g.name for g in first} & {g.name for g in load_golds(ROOT / "eval" / "stories-huffpost")}
+    assert all(g.published[0].year == 2022 for g in first + second)
+    shared_or_skip(first[0].corpus)
+    articles = load_articles(first[0].corpus)
+    vectors = np.zeros((len(articles), 4), dtype=np.float32)
+    sets = [
+        EvalSet(g.name, str(g.corpus), articles, vectors, gold_grouping(*gold_scope(g, articles)[:2])) for g in first
+    ]
+    assert [len(s.gold) for s in sets] == [g.articles for g in first]
+    assert all(gold_pairs(s.gold) > 0 for s in relabelled(sets, second))
