@@ -33,7 +33,7 @@ import copy
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +84,7 @@ def second_labelling(sets: dict[str, EvalSet], months: list[str], folder: Path) 
 
 
 def quality(
-    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: list[EvalSet] = ()
+    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: Sequence[EvalSet] = ()
 ) -> dict:
     """Shipped model and cosine baseline on every set; the months also pooled; with ``second``, the months'
     second labelling: its agreement with the first and the shipped model against it."""
@@ -110,14 +110,20 @@ def quality(
             "best_cosine": best_cosine(both),
         }
     if second:
-        first = [sets[s.name] for s in second]
         out["second_labelling"] = {
-            "agreement": agreement(first, second),
-            "stories": pooled(second, [shipped[s.corpus] for s in second]),
-            "stories_by_set": {s.name: score(shipped[s.corpus], s.gold) for s in second},
+            **against_second([sets[s.name] for s in second], second, shipped),
             "cosine_baseline": pooled(second, [baseline[s.corpus] for s in second]),
         }
     return out
+
+
+def against_second(first: Sequence[EvalSet], second: Sequence[EvalSet], predicted: dict[str, dict[str, str]]) -> dict:
+    """Two labellings' agreement, and the stories ``predicted`` (corpus -> stories) scored against the second."""
+    return {
+        "agreement": agreement(first, second),
+        "stories": pooled(second, [predicted[s.corpus] for s in second]),
+        "stories_by_set": {s.name: score(predicted[s.corpus], s.gold) for s in second},
+    }
 
 
 def best_cosine(held: list[EvalSet], thresholds: tuple[float, ...] = COSINE_THRESHOLDS) -> dict:
@@ -140,7 +146,7 @@ def best_cosine(held: list[EvalSet], thresholds: tuple[float, ...] = COSINE_THRE
 
 
 def cross_validated(
-    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: list[EvalSet] = ()
+    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: Sequence[EvalSet] = ()
 ) -> dict:
     """Leave one month out (weights and threshold fitted on the others), and the pooled figure under other L2s;
     the held-out predictions also against the second labelling, when every month has one."""
@@ -232,12 +238,8 @@ def held_out(embedder, cache: Path, folder: Path, config: StoryConfig = DEFAULT)
         "stories": pooled(first, [predicted[s.corpus] for s in first]),
     }
     if second:
-        again = [next(f for f in first if f.name == s.name) for s in second]
-        out["second_labelling"] = {
-            "agreement": agreement(again, second),
-            "sets": {s.name: score(predicted[s.corpus], s.gold) for s in second},
-            "stories": pooled(second, [predicted[s.corpus] for s in second]),
-        }
+        by_name = {s.name: s for s in first}
+        out["second_labelling"] = against_second([by_name[s.name] for s in second], second, predicted)
     return out
 
 
