@@ -11,7 +11,8 @@ eval/stories-huffpost (one outlet's updates; stories assigned over the whole huf
 scored on each month). "shipped" uses the weights and threshold in search/stories.py, fitted on
 all the months; "cross_validated" leaves one month out: the weights and the link threshold are
 fitted on the other months and the held-out month is scored, for each month in turn; pooled over
-the held-out months it is the figure that predicts an unlabelled month (the target row); beside it,
+the held-out months it is the dev months' estimate for an unlabelled month (a target row; the test
+months of 2022 below show it overstates later news); beside it,
 the cosine rule at the threshold that does best on the months (chosen on them, so optimistic). Cost:
 ``assign_stories`` on huffpost-10k (and prefixes of it) and ``update_stories`` adding its newest
 1,000 articles to the oldest 9,000.

@@ -402,8 +402,9 @@ def cross_validate(
     second: Sequence[EvalSet] | None = None,
 ) -> dict:
     """Leave one set out: fit the pair model's weights on the others, choose the link threshold on the
-    others, score the held-out set. Nothing about a set is fitted on that set, so the pooled figure is
-    what to expect on an unlabelled month. The cosine baseline is scored beside it, set by set. With
+    others, score the held-out set. Nothing about a set is fitted on that set, so the pooled figure
+    estimates an unlabelled month like the sets (features and settings chosen on the sets make it
+    optimistic). The cosine baseline is scored beside it, set by set. With
     ``second`` (``relabelled``: the same sets labelled by someone else), the same held-out predictions
     are also scored against that labelling (``against_second``)."""
     if len(sets) < 2:
