@@ -67,9 +67,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INDEX_SECONDS_10K = 10_000 / 386.6  # README: indexing 10k articles end to end ran at 386.6 articles/s
 
 
-def load_dev_sets(embedder, cache: Path, shared: Path = SHARED_GOLD, months: Path = MONTHS_GOLD) -> dict:
-    """The shared grouping and each HuffPost month, with their corpora embedded (cached in ``cache``)."""
-    return {s.name: s for s in eval_sets(load_golds(shared) + load_golds(months), embedder, cache)}
+def load_dev_sets(
+    embedder, cache: Path, shared: Path = SHARED_GOLD, months: Path = MONTHS_GOLD, tests: Path | None = None
+) -> tuple[dict[str, EvalSet], list[EvalSet]]:
+    """The shared grouping and each HuffPost month by name, and the test months of ``tests`` (when given and
+    present), each corpus read and embedded once (cached in ``cache``)."""
+    dev = load_golds(shared) + load_golds(months)
+    test = load_golds(tests) if tests is not None and tests.is_dir() else []
+    loaded = eval_sets(dev + test, embedder, cache)
+    return {s.name: s for s in loaded[: len(dev)]}, loaded[len(dev) :]
 
 
 def months_of(sets: dict[str, EvalSet], months: Path = MONTHS_GOLD) -> list[str]:
@@ -85,14 +91,20 @@ def second_labelling(sets: dict[str, EvalSet], months: list[str], folder: Path) 
 
 
 def quality(
-    sets: dict[str, EvalSet], months: list[str], config: StoryConfig = DEFAULT, second: Sequence[EvalSet] = ()
+    sets: dict[str, EvalSet],
+    months: list[str],
+    config: StoryConfig = DEFAULT,
+    second: Sequence[EvalSet] = (),
+    shipped: dict[str, dict[str, str]] | None = None,
 ) -> dict:
     """Shipped model and cosine baseline on every set; the months also pooled; with ``second``, the months'
-    second labelling: its agreement with the first and the shipped model against it."""
+    second labelling: its agreement with the first and the shipped model against it. ``shipped`` (corpus ->
+    stories) keeps the stories assigned here, for other sets of the same corpora."""
     out: dict = {"config": config.to_dict(), "sets": {}}
-    shipped, baseline, seconds = {}, {}, {}
+    shipped = {} if shipped is None else shipped
+    baseline, seconds = {}, {}
     for name, s in sets.items():
-        if s.corpus not in shipped:  # the months share one corpus: its stories are assigned once
+        if s.corpus not in baseline:  # the months share one corpus: its stories are assigned once
             started = time.perf_counter()
             shipped[s.corpus] = assign_stories(s.articles, s.vectors, config).stories
             seconds[s.corpus] = time.perf_counter() - started
@@ -223,14 +235,15 @@ def cost(articles: list, vectors: np.ndarray, added: int = 1000, repeat: int = 3
     return out
 
 
-def held_out(embedder, cache: Path, folder: Path, config: StoryConfig = DEFAULT) -> dict:
-    """The shipped model on the test months of ``folder`` (and on their second labelling in ``folder/second``),
-    with the two labellings' agreement: months nothing was fitted or chosen on."""
-    if not folder.is_dir():
+def held_out(
+    first: list[EvalSet], folder: Path, predicted: dict[str, dict[str, str]], config: StoryConfig = DEFAULT
+) -> dict:
+    """The shipped model on the test months ``first`` (and on their second labelling in ``folder/second``), with
+    the two labellings' agreement: months nothing was fitted or chosen on. ``predicted`` (corpus -> stories)
+    holds the stories already assigned; the others are assigned here."""
+    if not first:
         return {}
-    first = eval_sets(load_golds(folder), embedder, cache)
     second = relabelled(first, load_golds(folder / "second")) if (folder / "second").is_dir() else []
-    predicted: dict[str, dict[str, str]] = {}
     for s in first:
         if s.corpus not in predicted:
             predicted[s.corpus] = assign_stories(s.articles, s.vectors, config).stories
@@ -253,12 +266,13 @@ def bench_stories(
     started = time.perf_counter()
     kind = ctx.environ().get("SEARCH_INDEX_EMBEDDER", "onnx-int8")
     embedder = load_embedder(kind, None, None, threads=1)
-    sets = load_dev_sets(embedder, ctx.work / "stories", shared, months_gold)
+    sets, tests = load_dev_sets(embedder, ctx.work / "stories", shared, months_gold, held_out_gold)
     months = months_of(sets, months_gold)
     second = second_labelling(sets, months, months_gold / "second")
-    figures = {"embedder": embedder.model_id, "quality": quality(sets, months, second=second)}
+    shipped: dict[str, dict[str, str]] = {}
+    figures = {"embedder": embedder.model_id, "quality": quality(sets, months, second=second, shipped=shipped)}
     figures["cross_validated"] = cross_validated(sets, months, second=second) if len(months) > 1 else {}
-    figures["held_out"] = held_out(embedder, ctx.work / "stories", held_out_gold)
+    figures["held_out"] = held_out(tests, held_out_gold, shipped)
     corpus = sets[months[0]] if months else next(iter(sets.values()))
     figures["cost"] = cost(corpus.articles, corpus.vectors, added=min(1000, len(corpus.articles) // 5))
     write_result(ctx, "stories", figures, _targets(figures, shared.name, months), started)
@@ -351,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     name, values = _sweep(parser, args.sweep) if args.sweep else ("", [])
     embedder = load_embedder(os.environ.get("SEARCH_INDEX_EMBEDDER", "onnx-int8"), None, None, threads=1)
-    sets = load_dev_sets(embedder, args.cache)
+    sets, _ = load_dev_sets(embedder, args.cache)
     months = [sets[m] for m in months_of(sets)]
     if args.noise:
         featured = FeaturedSets(months)

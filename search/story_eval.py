@@ -282,13 +282,18 @@ def eval_sets(golds: Sequence[StoryGold], embedder, cache_dir: str | Path | None
     corpora: dict[Path, tuple[list[Article], np.ndarray]] = {}
     out = []
     for gold in golds:
-        if gold.corpus not in corpora:
-            articles = load_articles(gold.corpus)
-            corpora[gold.corpus] = (articles, article_vectors(articles, embedder, cache_dir))
-        articles, vectors = corpora[gold.corpus]
-        scoped, scope, _ = gold_scope(gold, articles)
-        out.append(EvalSet(gold.name, str(gold.corpus), articles, vectors, gold_grouping(scoped, scope)))
+        corpus = gold.corpus.resolve()  # one corpus, however each gold's relative path reaches it
+        if corpus not in corpora:
+            articles = load_articles(corpus)
+            corpora[corpus] = (articles, article_vectors(articles, embedder, cache_dir))
+        out.append(scored_set(gold, str(corpus), *corpora[corpus]))
     return out
+
+
+def scored_set(gold: StoryGold, corpus: str, articles: list[Article], vectors: np.ndarray) -> EvalSet:
+    """``gold`` ready to score over its loaded corpus: each article in its scope (``gold_scope``) and its gold story."""
+    scoped, scope, _ = gold_scope(gold, articles)
+    return EvalSet(gold.name, corpus, articles, vectors, gold_grouping(scoped, scope))
 
 
 def relabelled(first: Sequence[EvalSet], second: Sequence[StoryGold]) -> list[EvalSet]:
@@ -303,11 +308,10 @@ def relabelled(first: Sequence[EvalSet], second: Sequence[StoryGold]) -> list[Ev
             raise ConfigError(f"{gold.path}: no first labelling named {gold.name}")
         if Path(s.corpus).resolve() != gold.corpus.resolve():
             raise ConfigError(f"{gold.path}: labels {gold.corpus}, its first labelling {s.corpus}")
-        scoped, scope, _ = gold_scope(gold, s.articles)
-        truth = gold_grouping(scoped, scope)
-        if truth.keys() != s.gold.keys():
-            raise ConfigError(f"{gold.path}: scores {len(truth)} articles, its first labelling {len(s.gold)}")
-        out.append(EvalSet(s.name, s.corpus, s.articles, s.vectors, truth))
+        again = scored_set(gold, s.corpus, s.articles, s.vectors)
+        if again.gold.keys() != s.gold.keys():
+            raise ConfigError(f"{gold.path}: scores {len(again.gold)} articles, its first labelling {len(s.gold)}")
+        out.append(again)
     return out
 
 
@@ -500,10 +504,11 @@ def run_stories(
     loaded: dict[Path, tuple[list[Article], np.ndarray]] = {}
     out = {"kind": "stories", "model": embedder.model_id, "config": config.to_dict(), "golds": []}
     for gold in golds:
-        if gold.corpus not in loaded:
-            articles = load_articles(gold.corpus)
-            loaded[gold.corpus] = (articles, article_vectors(articles, embedder, cache_dir))
-        out["golds"].append(evaluate_gold(gold, *loaded[gold.corpus], config))
+        corpus = gold.corpus.resolve()
+        if corpus not in loaded:
+            articles = load_articles(corpus)
+            loaded[corpus] = (articles, article_vectors(articles, embedder, cache_dir))
+        out["golds"].append(evaluate_gold(gold, *loaded[corpus], config))
     return out
 
 
