@@ -31,6 +31,7 @@ GRIDS = {
         "related_floor": (0.0, 0.3, 0.4, 0.5),
         "related_keyword_floor": (0.0, 0.1, 0.2, 0.3),
     },
+    "keyword_similarity": {"related_keyword_similarity": (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)},
 }
 
 

@@ -44,6 +44,7 @@ SETTINGS: dict[str, str] = {
     "related_decay_floor": "More like this: the share of a score that no time distance takes away.",
     "related_floor": "More like this: cosine similarity to the article from which an item is related by meaning.",
     "related_keyword_floor": "...or its key-term score as a share of the best one; items below both are not shown.",
+    "related_keyword_similarity": "...and an item shown for its key terms alone needs this cosine to the article.",
     "request_budget_ms": "A search gives up (503 timeout) once it has run this long; 0 = no budget.",
     "threads": "Threads ONNX Runtime uses to embed one query (FAISS searches one query on one thread).",
     "approximate_above": "Vector count above which FAISS keeps 8-bit scalar quantised (SQ8) vectors, not exact ones.",
@@ -90,6 +91,7 @@ class Settings:
     related_decay_floor: float = 0.25
     related_floor: float = 0.4
     related_keyword_floor: float = 0.1
+    related_keyword_similarity: float = 0.2
     request_budget_ms: int = 2000
     threads: int = 1
     approximate_above: int = 200_000
@@ -162,7 +164,7 @@ def _validated(s: Settings) -> Settings:
     ):
         if not 0.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between 0 and 1")
-    for name in ("semantic_floor", "related_floor", "related_keyword_floor"):
+    for name in ("semantic_floor", "related_floor", "related_keyword_floor", "related_keyword_similarity"):
         if not -1.0 <= getattr(s, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be between -1 and 1")
     for name in (

@@ -43,7 +43,7 @@ RELATED_CONFIGS = {
 _REPORTED_SETTINGS = tuple(
     "fusion alpha rrf_k candidates min_candidates title_boost feedback_docs feedback_weight match_all_upto "
     "match_fraction semantic_floor semantic_relative related_alpha related_halflife related_decay_floor "
-    "related_floor related_keyword_floor index_embedder query_embedder backend".split()
+    "related_floor related_keyword_floor related_keyword_similarity index_embedder query_embedder backend".split()
 )
 
 

@@ -383,7 +383,8 @@ class SearchService:
         self, reader: Reader, text: str, vec: np.ndarray, anchor: Article | None, filters: Filters
     ) -> _Ranked:
         """The anchor's key terms and vector, blended with related_alpha; items below both floors
-        dropped; scores decayed by the time between each item and the anchor; copies of the anchor
+        dropped, and those above the key-term floor alone when under related_keyword_similarity;
+        scores decayed by the time between each item and the anchor; copies of the anchor
         (the same title and excerpt under another URL) left out."""
         s = self.settings
         restriction = reader.restrict(NO_PLAN, filters)
@@ -396,7 +397,8 @@ class SearchService:
         sim = reader.vectors_of(keys) @ vec if len(keys) else np.zeros(0, dtype=np.float32)
         kw_norm = fusion.minmax_array(kw, lower=0.0)
         sem_norm = _aligned(keys, Scored(by_meaning.keys, fusion.minmax_array(by_meaning.scores)))
-        keep = (sim >= s.related_floor) | (kw_norm >= max(s.related_keyword_floor, 1e-6))
+        by_terms = (kw_norm >= max(s.related_keyword_floor, 1e-6)) & (sim >= s.related_keyword_similarity)
+        keep = (sim >= s.related_floor) | by_terms
         keys, kw, sim, kw_norm, sem_norm = keys[keep], kw[keep], sim[keep], kw_norm[keep], sem_norm[keep]
         weights = (1 - s.related_alpha, s.related_alpha)
         score = weights[0] * kw_norm.astype(np.float64) + weights[1] * sem_norm.astype(np.float64)

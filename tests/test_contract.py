@@ -172,6 +172,21 @@ def test_stories_collapse_results_and_relate(fresh, tmp_path, embedder):
         assert all(h.article.story != ban[0] for h in related.hits)
 
 
+def test_items_related_by_key_terms_alone_need_some_similarity(fresh, article_dir, embedder):
+    Indexer(fresh, embedder).index([article_dir])
+    anchor = article_id("https://mobility.example.com/robotaxi-pilot-night-rides")
+    by_terms = {"related_floor": 1.0, "related_keyword_floor": 0.0}  # shown for their key terms only
+    with SearchService(fresh.with_overrides(**by_terms, related_keyword_similarity=-1.0), embedder) as svc:
+        loose = svc.related(anchor, limit=50).hits
+    similarities = sorted(h.components.similarity for h in loose)
+    assert len(similarities) >= 2 and similarities[0] < similarities[-1]
+    cut = similarities[-1]  # the most similar stays, the others go
+    with SearchService(fresh.with_overrides(**by_terms, related_keyword_similarity=cut), embedder) as svc:
+        kept = svc.related(anchor, limit=50).hits
+    assert kept and len(kept) < len(loose) and all(h.components.similarity >= cut for h in kept)
+    assert {h.article.id for h in kept} == {h.article.id for h in loose if h.components.similarity >= cut}
+
+
 # -- writing ---------------------------------------------------------------------------------------
 ARTICLE = '---\ntitle: "{title}"\nexcerpt: "{excerpt}"\nwebUrl: "{url}"\n---\n'
 
