@@ -17,7 +17,6 @@ from search.errors import ConfigError
 from search.stories import DEFAULT, PAIR_FEATURES, assign_stories, cosine_baseline
 from search.story_eval import (
     L2,
-    EvalSet,
     FeaturedSets,
     agreement,
     article_vectors,
@@ -38,6 +37,7 @@ from search.story_eval import (
     relabelled,
     run_stories,
     score,
+    scored_set,
 )
 
 STORY_URLS = ["https://a.example/zoox-tesla", "https://b.example/zoox-tesla", "https://c.example/zoox"]
@@ -448,9 +448,7 @@ def test_the_second_labelling_of_the_huffpost_months_matches_the_first():
     shared_or_skip(first[0].corpus)
     articles = load_articles(first[0].corpus)
     vectors = np.zeros((len(articles), 4), dtype=np.float32)
-    sets = [
-        EvalSet(g.name, str(g.corpus), articles, vectors, gold_grouping(*gold_scope(g, articles)[:2])) for g in first
-    ]
+    sets = [scored_set(g, str(g.corpus), articles, vectors) for g in first]
     again = relabelled(sets, second)
     assert [len(s.gold) for s in again] == [g.articles for g in second]
     assert all(gold_pairs(s.gold) > 0 for s in again)
@@ -467,8 +465,6 @@ def test_the_2022_test_months_match_their_corpus_and_are_no_dev_month():
     shared_or_skip(first[0].corpus)
     articles = load_articles(first[0].corpus)
     vectors = np.zeros((len(articles), 4), dtype=np.float32)
-    sets = [
-        EvalSet(g.name, str(g.corpus), articles, vectors, gold_grouping(*gold_scope(g, articles)[:2])) for g in first
-    ]
+    sets = [scored_set(g, str(g.corpus), articles, vectors) for g in first]
     assert [len(s.gold) for s in sets] == [g.articles for g in first]
     assert all(gold_pairs(s.gold) > 0 for s in relabelled(sets, second))
