@@ -20,12 +20,14 @@ then replaces CURRENT. A crash at any point leaves CURRENT naming a complete gen
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +141,18 @@ def lease_current(root: Path, attempts: int = 20) -> tuple[ReaderLease, Path]:
         lease.release()
         time.sleep(0.01)
     raise IndexCorrupt(f"CURRENT in {root} keeps naming a missing generation - re-run `search-cli index`")
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``lock_file`` (created if missing), waiting for any other holder:
+    what one process must do alone, such as creating a file that others open at the same time."""
+    with open(lock_file, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class WriterLock:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from search.errors import ModelError
+from search.generations import exclusive
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "last_hidden_state"
@@ -30,21 +31,10 @@ MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx.data"
 
 
-@contextlib.contextmanager
-def build_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory/.lock`` (no-op where fcntl is missing)."""
+def build_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold an exclusive lock on ``directory/.lock``."""
     directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    with open(directory / ".lock", "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return exclusive(directory / ".lock")
 
 
 def ensure_built(target: Path, build: Callable[[Path], None]) -> Path:

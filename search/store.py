@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from search.errors import ConfigError, IndexCorrupt, is_disk_full
+from search.generations import exclusive
 from search.models import Article
 
 if TYPE_CHECKING:  # the loader imports the YAML and feed parsers, which a query never needs
@@ -273,18 +274,22 @@ class EmbeddingCache:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)  # embedding workers share it
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
-            )
-        except sqlite3.DatabaseError as exc:  # a damaged cache is rebuilt, never fatal
-            if is_disk_full(exc):  # not damaged: the disk is full, and the cache is worth keeping
-                raise
-            path.unlink(missing_ok=True)
-            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)
-            self._conn.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
+        # Embedding workers open one cache at once. Two processes creating it together can see each
+        # other's half-made file as damaged, and the rebuild below would delete the other's vectors:
+        # the opening is one process at a time (writes after it are SQLite's to share).
+        with exclusive(path.with_name(path.name + ".lock")):
+            try:
+                self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
+                )
+            except sqlite3.DatabaseError as exc:  # a damaged cache is rebuilt, never fatal
+                if is_disk_full(exc):  # not damaged: the disk is full, and the cache is worth keeping
+                    raise
+                path.unlink(missing_ok=True)
+                self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT)
+                self._conn.execute("CREATE TABLE vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
 
     def get_many(self, model: str, hashes: Sequence[str], dim: int) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

@@ -116,3 +116,52 @@ def test_bad_shard_and_bad_cache_file_are_one_line_errors(cli, tmp_path):
     junk.write_text("not a database\n")
     result = cli("index", SEEDS, "--merge-cache", junk)
     assert result.exit_code == 1 and "junk.sqlite" in result.output and "Traceback" not in result.output
+
+
+# -- workers opening one cache at once --------------------------------------------------------------
+def _open_and_put(barrier, folder, name, rounds, errors):
+    import numpy as np
+
+    from search.store import EmbeddingCache
+
+    for n in range(rounds):
+        barrier.wait()
+        try:
+            cache = EmbeddingCache(folder / f"cache{n}.sqlite")
+            cache.put_many("m", {f"{name}-{n}": np.zeros(4, dtype=np.float32)})
+            cache.close()
+        except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on any
+            errors.put(repr(exc))
+
+
+def test_workers_creating_one_cache_together_keep_each_others_vectors(tmp_path):
+    import multiprocessing
+
+    # Two processes creating a new cache at the same moment once saw each other's half-made file as
+    # damaged and rebuilt it, deleting the other's vectors (bench parallel: the writer re-embedded 28).
+    context = multiprocessing.get_context("fork")
+    barrier, errors, rounds = context.Barrier(2), context.Queue(), 150
+    workers = [context.Process(target=_open_and_put, args=(barrier, tmp_path, name, rounds, errors)) for name in "ab"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert all(w.exitcode == 0 for w in workers) and errors.empty()
+    for n in range(rounds):
+        with sqlite3.connect(tmp_path / f"cache{n}.sqlite") as conn:
+            assert {h for (h,) in conn.execute("SELECT hash FROM vectors")} == {f"a-{n}", f"b-{n}"}
+
+
+def test_a_cache_opens_only_while_no_other_process_is_opening_it(tmp_path):
+    import threading
+
+    from search.store import EmbeddingCache
+
+    path = tmp_path / "embeddings.sqlite"
+    opened = threading.Event()
+    with gen.exclusive(path.with_name(path.name + ".lock")):  # another process opening it, in effect
+        opener = threading.Thread(target=lambda: (EmbeddingCache(path).close(), opened.set()))
+        opener.start()
+        assert not opened.wait(0.3)
+    assert opened.wait(10)
+    opener.join()
