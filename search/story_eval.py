@@ -404,21 +404,33 @@ def cross_validate(
     thresholds: Sequence[float] = THRESHOLDS,
     featured: FeaturedSets | None = None,
     second: Sequence[EvalSet] | None = None,
+    fit_second: bool = False,
 ) -> dict:
     """Leave one set out: fit the pair model's weights on the others, choose the link threshold on the
     others, score the held-out set. Nothing about a set is fitted on that set, so the pooled figure
     estimates an unlabelled month like the sets (features and settings chosen on the sets make it
     optimistic). The cosine baseline is scored beside it, set by set. With
     ``second`` (``relabelled``: some of the same sets labelled by someone else), the same held-out
-    predictions of those sets are also scored against that labelling (``against_second``)."""
+    predictions of those sets are also scored against that labelling (``against_second``). With
+    ``fit_second`` too, each fold also fits on (and chooses its threshold over) the second labelling of
+    its training sets: twice the judgements of the same pairs, so one labeller's reading weighs less;
+    the held-out set's second labelling is never fitted on."""
     if len(sets) < 2:
         raise ConfigError("cross-validation needs two gold sets or more")
+    second = list(second or ())
+    names = {s.name for s in sets}
+    if any(o.name not in names for o in second) or len({o.name for o in second}) < len(second):
+        raise ConfigError("the second labelling must hold some of the same sets, each once")
+    if fit_second and not second:
+        raise ConfigError("fit_second needs a second labelling")
+    again = {o.name: o for o in second} if fit_second else {}
     featured = featured or FeaturedSets(sets, config)
     baseline = {s.corpus: cosine_baseline(s.articles, s.vectors) for s in sets}
     held: dict[str, dict] = {}
     chosen_predictions, fixed_predictions = [], {t: [] for t in thresholds}
     for s in sets:
         training = [o for o in sets if o is not s]
+        training += [again[o.name] for o in training if o.name in again]
         weights = featured.fit(training, l2)
         threshold, training_f1 = featured.choose_threshold(training, weights, thresholds)
         by_threshold = {t: featured.predict(weights, t)[s.corpus] for t in thresholds}
@@ -436,6 +448,7 @@ def cross_validate(
         }
     out = {
         "l2": l2,
+        "fitted_on": "both labellings" if fit_second else "first labelling",
         "thresholds": list(thresholds),
         "held_out": held,
         "pooled": {
@@ -446,8 +459,6 @@ def cross_validate(
     }
     if second:
         by_name = {s.name: p for s, p in zip(sets, chosen_predictions, strict=True)}
-        if any(o.name not in by_name for o in second) or len({o.name for o in second}) < len(second):
-            raise ConfigError("the second labelling must hold some of the same sets, each once")
         predicted = [by_name[o.name] for o in second]
         out["against_second"] = {
             "held_out": {o.name: score(p, o.gold) for o, p in zip(second, predicted, strict=True)},
@@ -465,7 +476,7 @@ def gold_pairs(gold: Mapping[str, str]) -> int:
 def format_cross_validation(result: dict) -> str:
     """A plain-text table of ``cross_validate``: each held-out set, then all of them pooled."""
     lines = [
-        f"leave one set out (weights and threshold fitted on the others; L2 {result['l2']})",
+        f"leave one set out (weights and threshold fitted on the others' {result['fitted_on']}; L2 {result['l2']})",
         f"{'held out':<20}{'pairs':>6}{'thr':>6}{'pair F1':>9}{'B3 F1':>8}{'cosine pair F1':>16}{'cosine B3 F1':>14}",
     ]
     rows = [

@@ -279,6 +279,7 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     assert best["pooled"]["pairwise"]["f1"] == max(by_threshold.values()) == by_threshold[str(best["threshold"])]
     cv = figures["cross_validated"]
     assert set(cv["held_out"]) == {"m9", "m10"} and cv["held_out"]["m9"]["gold_pairs"] == 3
+    assert cv["fitted_on"] == "both labellings"  # as `--fit` fits the shipped model
     assert set(cv["pooled"]) == {"stories", "cosine_baseline"} and set(cv["l2_sweep"]) == {"0.01", "0.1", "1.0"}
     again = figures["quality"]["second_labelling"]
     assert again["agreement"]["sets"]["m9"]["gold_pairs"] == [3, 1]

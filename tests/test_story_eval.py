@@ -426,6 +426,31 @@ def test_held_out_predictions_are_scored_against_the_second_labelling_too(three_
         cross_validate(three_months[:2], second=second)
 
 
+def test_each_fold_can_fit_on_both_labellings_of_its_training_sets_only(three_months, tmp_path):
+    # the second labelling splits the storm differently in each month, so every fold's fit depends on it
+    stories = {7: [[3, 5]], 8: [[5, 7]], 9: [[3, 7]]}
+    second = relabelled(three_months, write_second(tmp_path / "second", stories, "../corpus"))
+    featured = FeaturedSets(three_months)
+    result = cross_validate(three_months, featured=featured, thresholds=(0.2, 0.5), second=second, fit_second=True)
+    assert result["fitted_on"] == "both labellings"
+    assert cross_validate(three_months, featured=featured, thresholds=(0.2, 0.5))["fitted_on"] == "first labelling"
+    again = {s.name: s for s in second}
+    for s in three_months:
+        others = [o for o in three_months if o is not s]
+        expected = featured.fit(others + [again[o.name] for o in others])
+        held = result["held_out"][s.name]
+        np.testing.assert_allclose(held["weights"], expected, atol=1e-4)
+        # neither the first labelling alone nor one with the held-out set's second labelling gives these weights
+        assert not np.allclose(held["weights"], featured.fit(others), atol=1e-3)
+        assert not np.allclose(held["weights"], featured.fit(others + second), atol=1e-3)
+        # the threshold is chosen over both labellings of the training sets too
+        _, f1 = featured.choose_threshold(others + [again[o.name] for o in others], expected, (0.2, 0.5))
+        assert {float(t): v for t, v in held["training_f1"].items()} == pytest.approx(f1, abs=1e-4)
+    assert "against_second" in result
+    with pytest.raises(ConfigError, match="needs a second labelling"):
+        cross_validate(three_months, fit_second=True)
+
+
 def test_a_second_labelling_must_match_the_first(three_months, tmp_path):
     other = write_second(tmp_path / "months" / "other", {6: [[3, 5]]})
     with pytest.raises(ConfigError, match="no first labelling named m6"):
