@@ -13,8 +13,10 @@ The corpus is read as the indexer reads it (``search.loader`` then ``search.merg
 the way the indexer embeds it: each text on its own ONNX call, so the vectors match an index's.
 
 ``cross_validate`` leaves each gold set out in turn: the pair model's weights and its link
-threshold are fitted on the other sets and the left-out one is scored (``bench/stories.py`` runs
-it over the HuffPost months; its pooled pairwise F1 is the figure to expect on an unlabelled month).
+threshold are fitted on the other sets (with ``fit_second``, on both labellings of them) and the
+left-out one is scored (``bench/stories.py`` runs it over the HuffPost months, fitted on both
+labellings as the shipped model is; its pooled pairwise F1 is the figure to expect on an unlabelled
+month).
 """
 
 from __future__ import annotations
