@@ -57,6 +57,7 @@ from search.story_eval import (
     pooled,
     relabelled,
     score,
+    with_second,
 )
 from search.story_pairs import Pairs
 
@@ -168,12 +169,18 @@ def cross_validated(
     of the months with a second labelling also against it."""
     held = [sets[m] for m in months]
     featured = FeaturedSets(held, config)
-    both = {"second": second, "fit_second": bool(second)}
+    both = fitted_as_shipped(second)
     out = cross_validate(held, config, featured=featured, **both)
     out["l2_sweep"] = {
         str(l2): cross_validate(held, config, l2=l2, featured=featured, **both)["pooled"]["stories"] for l2 in L2_SWEEP
     }
     return out
+
+
+def fitted_as_shipped(second: Sequence[EvalSet]) -> dict:
+    """``cross_validate``'s arguments that fit each fold as ``--fit`` fits the shipped model: on both labellings
+    of the months that ``second`` labels again, scoring the held-out predictions against it too."""
+    return {"second": second, "fit_second": bool(second)}
 
 
 def with_noise(featured: FeaturedSets, seed: int, dim: int = 16) -> FeaturedSets:
@@ -373,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     names = months_of(sets)
     months = [sets[m] for m in names]
     second = second_labelling(sets, names, MONTHS_GOLD / "second")
-    both = {"second": second, "fit_second": bool(second)}  # fitted as the shipped model is
+    both = fitted_as_shipped(second)
     if args.noise:
         featured = FeaturedSets(months)
         for seed in range(args.noise):
@@ -392,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f" (precision {result['precision']:.3f}, recall {result['recall']:.3f})")
         return
     featured = FeaturedSets(months)
-    training = months + second  # both labellings of every month that has two
+    training = with_second(months, second)
     weights = featured.fit(training)
     threshold, f1 = featured.choose_threshold(training, weights)
     print(f"fitted on {len(months)} months, {len(second)} of them labelled twice")

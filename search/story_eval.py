@@ -317,6 +317,14 @@ def relabelled(first: Sequence[EvalSet], second: Sequence[StoryGold]) -> list[Ev
     return out
 
 
+def with_second(sets: Sequence[EvalSet], second: Sequence[EvalSet]) -> list[EvalSet]:
+    """``sets`` followed by the second labelling of those of them that ``second`` holds: the training
+    sets of a model fitted on both labellings (each pair judged twice, so one labeller's hard calls
+    weigh half)."""
+    again = {o.name: o for o in second}
+    return [*sets, *(again[s.name] for s in sets if s.name in again)]
+
+
 def agreement(first: Sequence[EvalSet], second: Sequence[EvalSet]) -> dict:
     """How far two labellings of the same sets agree: the second scored as if it predicted the first
     (the F1s are symmetric; precision and recall swap with the roles), set by set and pooled."""
@@ -425,14 +433,12 @@ def cross_validate(
         raise ConfigError("the second labelling must hold some of the same sets, each once")
     if fit_second and not second:
         raise ConfigError("fit_second needs a second labelling")
-    again = {o.name: o for o in second} if fit_second else {}
     featured = featured or FeaturedSets(sets, config)
     baseline = {s.corpus: cosine_baseline(s.articles, s.vectors) for s in sets}
     held: dict[str, dict] = {}
     chosen_predictions, fixed_predictions = [], {t: [] for t in thresholds}
     for s in sets:
-        training = [o for o in sets if o is not s]
-        training += [again[o.name] for o in training if o.name in again]
+        training = with_second([o for o in sets if o is not s], second if fit_second else ())
         weights = featured.fit(training, l2)
         threshold, training_f1 = featured.choose_threshold(training, weights, thresholds)
         by_threshold = {t: featured.predict(weights, t)[s.corpus] for t in thresholds}

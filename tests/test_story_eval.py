@@ -38,6 +38,7 @@ from search.story_eval import (
     run_stories,
     score,
     scored_set,
+    with_second,
 )
 
 STORY_URLS = ["https://a.example/zoox-tesla", "https://b.example/zoox-tesla", "https://c.example/zoox"]
@@ -438,6 +439,7 @@ def test_each_fold_can_fit_on_both_labellings_of_its_training_sets_only(three_mo
     for s in three_months:
         others = [o for o in three_months if o is not s]
         expected = featured.fit(others + [again[o.name] for o in others])
+        assert with_second(others, second[1:]) == others + [again[o.name] for o in others if o.name != "m7"]
         held = result["held_out"][s.name]
         np.testing.assert_allclose(held["weights"], expected, atol=1e-4)
         # neither the first labelling alone nor one with the held-out set's second labelling gives these weights
