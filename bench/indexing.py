@@ -6,8 +6,10 @@ Every figure comes from a fresh ``search-cli index --json`` process (its ``stage
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 from bench.common import Context, Run, loadavg, profile, run_cli, settings_for, size_label, target, write_result
@@ -171,5 +173,36 @@ def bench_embed(ctx: Context, n: int = 1500) -> Path:
             )
             if kind == "hash":
                 break
+    if kind.startswith("onnx"):
+        figures["fp32_one_thread"] = _docs_per_s(load_embedder("onnx", threads=1), texts)
+        figures["operators"] = operator_shares(kind, texts, ctx.work)
     figures["loadavg_after"] = loadavg()
     return write_result(ctx, "embed", figures, [], started)
+
+
+def _docs_per_s(embedder, texts: list[str]) -> float:
+    embedder.embed(texts[:64])
+    t0 = time.perf_counter()
+    embedder.embed(texts)
+    return round(len(texts) / (time.perf_counter() - t0), 1)
+
+
+def operator_shares(kind: str, texts: list[str], work: Path, top: int = 8) -> dict:
+    """Where embedding ``texts`` on one thread spends its time: each ONNX operator type's share of the time of
+    all operators (ONNX Runtime's profiler), the ``top`` largest."""
+    from search.embedding import load_embedder
+
+    work.mkdir(parents=True, exist_ok=True)
+    embedder = load_embedder(kind, threads=1, profile_prefix=str(work / "embed-profile"))
+    embedder.embed(texts)
+    trace = embedder.end_profiling()
+    try:
+        events = json.loads(trace.read_text(encoding="utf-8"))
+    finally:
+        trace.unlink(missing_ok=True)
+    spent: Counter[str] = Counter()
+    for event in events:
+        if event.get("cat") == "Node":
+            spent[event.get("args", {}).get("op_name", "?")] += event.get("dur", 0)
+    total = sum(spent.values()) or 1
+    return {op: round(us / total, 3) for op, us in spent.most_common(top)}

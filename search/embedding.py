@@ -140,7 +140,10 @@ class OnnxEmbedder:
         model_id: str,
         threads: int | None = None,
         max_batch_tokens: int = MAX_BATCH_TOKENS,
+        profile_prefix: str | None = None,
     ) -> None:
+        """``profile_prefix``: record the time of every operator run (ONNX Runtime's profiler, for benchmarks);
+        ``end_profiling`` writes the file."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -158,6 +161,9 @@ class OnnxEmbedder:
         opts.intra_op_num_threads = _threads(threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if profile_prefix:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = profile_prefix
         try:
             self._session = ort.InferenceSession(str(preoptimized(onnx_path)), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
@@ -175,6 +181,10 @@ class OnnxEmbedder:
         for idx in _length_batches(lengths, max(batch_size, 1), self.max_batch_tokens):
             out[idx] = self._run([ids[i] for i in idx])
         return out
+
+    def end_profiling(self) -> Path:
+        """The profile of the runs so far (a Chrome trace in JSON), when built with ``profile_prefix``."""
+        return Path(self._session.end_profiling())
 
     def _run(self, rows: list[list[int]]) -> np.ndarray:
         width = max(len(row) for row in rows)
@@ -346,9 +356,15 @@ class BackgroundEmbedder:
 
 # -- the factory ---------------------------------------------------------------------------------
 def load_embedder(
-    kind: str, model_path: Path | str | None = None, cache_dir: Path | str | None = None, *, threads: int | None = None
+    kind: str,
+    model_path: Path | str | None = None,
+    cache_dir: Path | str | None = None,
+    *,
+    threads: int | None = None,
+    profile_prefix: str | None = None,
 ) -> Embedder:
-    """An embedder of ``kind`` (onnx, onnx-int8, torch, hash); ONNX files are built in ``cache_dir`` on first use."""
+    """An embedder of ``kind`` (onnx, onnx-int8, torch, hash); ONNX files are built in ``cache_dir`` on first use.
+    ``profile_prefix`` profiles an ONNX embedder's operators (``OnnxEmbedder``)."""
     if kind == "hash":
         return HashEmbedder()
     if kind not in KINDS:
@@ -371,7 +387,8 @@ def load_embedder(
         onnx_path = ensure(path, key_dir)
     except OSError as exc:
         raise ModelError(f"cannot write the ONNX model cache {key_dir}: {exc}; set SEARCH_MODEL_CACHE") from exc
-    return OnnxEmbedder(onnx_path, path, f"{MODEL_NAME}:{variant}:{fingerprint[:8]}", threads=threads)
+    model_id = f"{MODEL_NAME}:{variant}:{fingerprint[:8]}"
+    return OnnxEmbedder(onnx_path, path, model_id, threads=threads, profile_prefix=profile_prefix)
 
 
 def _export_in_a_child(ensure: str, model_path: Path, key_dir: Path) -> None:

@@ -475,6 +475,32 @@ def cross_validate(
     return out
 
 
+def forward_in_time(
+    sets: Sequence[EvalSet],
+    config: StoryConfig = DEFAULT,
+    l2: float = L2,
+    featured: FeaturedSets | None = None,
+    second: Sequence[EvalSet] = (),
+    first: int = 6,
+) -> dict:
+    """Each set from the ``first``-th on (``sets`` in time order) scored by a model fitted only on the sets
+    before it (and their ``second`` labelling), as a deployed model meets the months after the ones it
+    learned from. Beside the month-left-out figure it tells whether the model goes stale with time."""
+    if not first < len(sets):
+        raise ConfigError(f"forward validation needs more than {first} sets")
+    featured = featured or FeaturedSets(sets, config)
+    held, predictions = {}, []
+    for k in range(first, len(sets)):
+        before = {s.name for s in sets[:k]}
+        training = with_second(sets[:k], [o for o in second if o.name in before])
+        weights = featured.fit(training, l2)
+        threshold, _ = featured.choose_threshold(training, weights)
+        predicted = featured.predict(weights, threshold)[sets[k].corpus]
+        predictions.append(predicted)
+        held[sets[k].name] = {"fitted_on": k, "threshold": threshold, "stories": score(predicted, sets[k].gold)}
+    return {"held_out": held, "pooled": pooled(sets[first:], predictions)}
+
+
 def gold_pairs(gold: Mapping[str, str]) -> int:
     """Pairs of articles in one gold story."""
     sizes = Counter(gold.values())

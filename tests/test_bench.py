@@ -281,6 +281,7 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     assert set(cv["held_out"]) == {"m9", "m10"} and cv["held_out"]["m9"]["gold_pairs"] == 3
     assert cv["fitted_on"] == "both labellings"  # as `--fit` fits the shipped model
     assert set(cv["pooled"]) == {"stories", "cosine_baseline"} and set(cv["l2_sweep"]) == {"0.01", "0.1", "1.0"}
+    assert list(cv["forward_in_time"]["held_out"]) == ["m10"]  # fitted on m9, the month before it
     again = figures["quality"]["second_labelling"]
     assert again["agreement"]["sets"]["m9"]["gold_pairs"] == [3, 1]
     assert (
@@ -295,6 +296,8 @@ def test_stories_benchmark_on_tiny_golds(ctx, tmp_path):
     assert set(held["sets"]) == {"t10"} and held["sets"]["t10"]["gold_pairs"] == 3
     assert held["stories"]["pairwise"] == figures["quality"]["sets"]["m10"]["stories"]["pairwise"]  # same story
     assert held["second_labelling"]["agreement"]["pooled"]["pairwise"]["f1"] == 0.5
+    assert held["cosine_at_dev_threshold"]["threshold"] == best["threshold"]  # chosen on the dev months
+    assert "pairwise" in held["cosine_at_dev_threshold"]["stories"]
     assert "t10" not in figures["cross_validated"]["held_out"]  # a test month is never fitted on
     names = [t["target"] for t in result["targets"]]
     assert sum("held-out months (t10), shipped model" in n for n in names) == 2

@@ -169,6 +169,20 @@ def test_onnx_matches_sentence_transformers(onnx_embedder, torch_embedder, model
 
 
 @needs_model
+def test_operator_profile_shares_the_time_of_the_model_operators(model_cache, tmp_path, monkeypatch):
+    from bench.indexing import operator_shares
+
+    monkeypatch.setenv("SEARCH_MODEL_CACHE", str(model_cache))
+    shares = operator_shares("onnx-int8", SENTENCES * 4, tmp_path, top=50)
+    assert shares and all(0 <= v <= 1 for v in shares.values()) and 0.98 <= sum(shares.values()) <= 1.02
+    assert any("MatMul" in op for op in shares)  # the quantised products are the model's bulk
+    assert list(tmp_path.iterdir()) == []  # the trace is read and removed
+    plain = load_embedder("onnx-int8", cache_dir=model_cache)
+    with pytest.raises(Exception):  # noqa: B017 - a session built without profiling has no trace to end
+        plain.end_profiling().read_text()
+
+
+@needs_model
 def test_onnx_query_path_never_imports_torch(onnx_embedder, model_cache):
     code = (
         "import sys\n"

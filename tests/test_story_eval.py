@@ -25,6 +25,7 @@ from search.story_eval import (
     fit_logistic,
     format_cross_validation,
     format_stories,
+    forward_in_time,
     gold_grouping,
     gold_pairs,
     gold_scope,
@@ -334,6 +335,23 @@ def test_leave_one_out_fits_on_the_other_sets_only(three_months):
     assert set(result["fixed_threshold"]) == {"0.2", "0.5", "0.8"}
     text = format_cross_validation(result)
     assert "m8" in text and text.splitlines()[-1].startswith("pooled")
+
+
+def test_forward_in_time_fits_only_on_the_sets_before(three_months):
+    featured = FeaturedSets(three_months)
+    result = forward_in_time(three_months, featured=featured, first=1)
+    assert list(result["held_out"]) == ["m8", "m9"]
+    predictions = []
+    for k, s in enumerate(three_months[1:], start=1):
+        examples = [pair_examples(o.articles, o.vectors, o.gold, DEFAULT) for o in three_months[:k]]
+        expected = fit_logistic(np.vstack([e[0] for e in examples]), np.concatenate([e[1] for e in examples]), L2)
+        held = result["held_out"][s.name]
+        assert held["fitted_on"] == k
+        predictions.append(featured.predict(expected, held["threshold"])[s.corpus])
+        assert held["stories"] == score(predictions[-1], s.gold)
+    assert result["pooled"] == pooled(three_months[1:], predictions)
+    with pytest.raises(ConfigError, match="more than 3 sets"):
+        forward_in_time(three_months, first=3)
 
 
 def test_pooled_scores_keep_each_sets_stories_apart(three_months):
