@@ -26,8 +26,8 @@ CORPORA = ROOT / "bench" / "corpora"
 WORK = ROOT / "bench" / "work"
 SOURCE = ROOT.parent / "shared" / "corpus" / "smartable-ai"  # the real corpus the synthetic ones recombine
 PACKAGES = ("numpy", "faiss-cpu", "Whoosh-Reloaded", "onnxruntime", "tokenizers", "flask", "waitress")
-# the vector instruction sets ONNX Runtime's and FAISS's kernels choose between; int8 matrix products run
-# several times faster with a VNNI or AMX set than with AVX2 alone, so embedding figures depend on them
+# the vector instruction sets ONNX Runtime's and FAISS's kernels choose between: int8 matrix products use an
+# 8-bit dot-product instruction only with a VNNI or AMX set, so embedding figures depend on them
 SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 
 
