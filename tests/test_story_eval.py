@@ -223,7 +223,9 @@ def test_the_huffpost_months_match_their_corpus():
     folder = ROOT / "eval" / "stories-huffpost"
     golds = load_golds(folder)
     assert [g.name for g in golds] == sorted(p.stem for p in folder.glob("huffpost-*.json"))
-    assert len(golds) == 16 and all(g.published[1].year < 2022 for g in golds)  # dev months: before 2022
+    assert len(golds) == 19 and sum(g.published[1].year < 2022 for g in golds) == 16  # the issue asks for two
+    tests = {g.name for g in load_golds(ROOT / "eval" / "stories-huffpost-2022")}
+    assert not tests & {g.name for g in golds}  # the 2022 dev months are the months the test months leave
     shared_or_skip(golds[0].corpus)
     articles = load_articles(golds[0].corpus)
     for gold in golds:
@@ -489,7 +491,7 @@ def test_the_second_labelling_of_the_huffpost_months_matches_the_first():
 
     folder = ROOT / "eval" / "stories-huffpost"
     first, second = load_golds(folder), load_golds(folder / "second")
-    assert len(second) == 16 and {g.name for g in second} <= {g.name for g in first}
+    assert len(second) == 19 and {g.name for g in second} <= {g.name for g in first}
     shared_or_skip(first[0].corpus)
     articles = load_articles(first[0].corpus)
     vectors = np.zeros((len(articles), 4), dtype=np.float32)
