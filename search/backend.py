@@ -52,6 +52,7 @@ class Snapshot:
     version: str  # generation name or collection name
     articles: int
     handle: Any = None  # the backend's own (a generation's path, a collection name)
+    story_model: str = ""  # the story model its stories were assigned with (search.stories.model_key); "" unknown
 
 
 class Reader(Protocol):
@@ -115,7 +116,7 @@ class Writer(Protocol):
     # stories
     def stories(self) -> dict[str, str]: ...
     def dates(self) -> dict[str, datetime | None]: ...  # every article's publication time
-    def set_stories(self, stories: dict[str, str]) -> None: ...
+    def set_stories(self, stories: dict[str, str], model: str) -> None: ...  # model: search.stories.model_key
 
 
 class Backend(Protocol):

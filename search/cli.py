@@ -287,6 +287,12 @@ def _print_index_report(report, where: str) -> None:
         click.echo(f"Embedded {report.embedded} texts ({report.cache_hits} from cache).")
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.stages.items())
         click.echo(f"Time {report.seconds:.2f}s, {report.docs_per_second:.0f} docs/s ({stages}).")
+        if "model_changed" in report.stories:
+            click.echo(
+                f"Stories assigned again: the index's stories came from another story model "
+                f"({report.stories['model_changed']['from'] or 'not recorded'}; this release's is "
+                f"{report.stories['model_changed']['to']})."
+            )
     if report.fields:
         filled = "; ".join(
             f"{target} <- " + ", ".join(f"{source} ({n})" for source, n in sources.items())

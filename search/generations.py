@@ -197,6 +197,7 @@ class Manifest:
     built_at: str
     checksums: dict[str, str]
     generation: str = ""
+    story_model: str = ""  # search.stories.model_key of the model that assigned the stories ("" before it was kept)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -30,7 +30,7 @@ from search.merge import merge_records
 from search.models import Article, embedded_text, text_digest
 from search.scan import Scan, scan_sources
 from search.store import ArticleStore, EmbeddingCache, UrlLog
-from search.stories import Timeline, assign_all, update_all
+from search.stories import Timeline, assign_all, model_key, update_all
 from search.urls import article_id
 from search.vectors import VectorIndex
 
@@ -136,7 +136,7 @@ class Indexer:
                 report.stages["load"] = time.perf_counter() - t0
                 _report_scan(report, scan)
                 _check_usable(scan, strict)
-                if build.begun:
+                if build.begun or build.restory:
                     build.finish()
                 else:  # nothing to write
                     report.generation, report.articles = (live.version, live.articles) if live is not None else ("", 0)
@@ -242,6 +242,12 @@ class _Build:
     def begun(self) -> bool:
         return self.writer is not None
 
+    @property
+    def restory(self) -> bool:
+        """Whether the live snapshot's stories were assigned by another story model than this release's: then
+        every story is assigned again, even when no article changed."""
+        return self.live is not None and self.live.story_model != model_key()
+
     def _begin(self) -> Writer:
         if self.writer is None:
             indexer = self.indexer
@@ -339,19 +345,23 @@ class _Build:
     def _assign_stories(self, changed: set[str], removed: set[str]) -> dict:
         """Give the new and changed articles a story, re-examining only the articles near them in time.
         Articles are read a slice at a time (``search.stories``), so memory does not grow with the index."""
-        if not changed and not removed:
+        again = self.restory
+        if not changed and not removed and not again:
             return {}
         writer = self.writer
         previous = writer.stories()
         timeline = Timeline.of(writer.dates())
         source = _WriterStories(writer)
-        if previous:
+        if previous and not again:
             kept = set(timeline.ids)
             assignment = update_all(timeline, source, previous, [i for i in changed if i in kept], removed)
         else:
             assignment = assign_all(timeline, source)
-        writer.set_stories(assignment.stories)
-        return dict(assignment.to_dict(), considered=source.read)
+        writer.set_stories(assignment.stories, model_key())
+        out = dict(assignment.to_dict(), considered=source.read)
+        if again:
+            out["model_changed"] = {"from": self.live.story_model, "to": model_key()}
+        return out
 
 
 class _WriterStories:

@@ -52,11 +52,12 @@ class LocalBackend:
             manifest = gen.read_manifest(path)
         except IndexCorrupt:
             return None
-        return Snapshot(path.name, manifest.articles, path)
+        return Snapshot(path.name, manifest.articles, path, manifest.story_model)
 
     def require(self) -> Snapshot:
         path = gen.require_current(self.root)
-        return Snapshot(path.name, gen.read_manifest(path).articles, path)
+        manifest = gen.read_manifest(path)
+        return Snapshot(path.name, manifest.articles, path, manifest.story_model)
 
     def ledger(self, live: Snapshot) -> dict[str, str]:
         store = ArticleStore(Path(live.handle) / gen.STORE_FILE, readonly=True)

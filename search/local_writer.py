@@ -4,7 +4,7 @@
     writer.begin(rebuild=False)       # gen-N.tmp beside the live generation: copies of its parts
     writer.replace_source(...)        # the ledger: which records each source file gave
     writer.write(upserts, vectors, deletes)   # batches of merged articles
-    writer.set_stories({...})
+    writer.set_stories({...}, model)
     writer.publish()                  # score matrix, columns, vocabulary, manifest; then the atomic swap
 
 Nothing is visible to readers before ``publish`` renames the finished generation and replaces
@@ -45,6 +45,7 @@ class LocalWriter:
         self._vectors: VectorIndex | None = None
         self._store: ArticleStore | None = None
         self._vocabulary = Vocabulary()
+        self._story_model = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def begin(self, live: Path | None) -> None:
@@ -58,7 +59,9 @@ class LocalWriter:
             self._vectors = VectorIndex(self.model.dim)
             self._store = ArticleStore(self.tmp / gen.STORE_FILE)
         else:
-            self.check_model(gen.read_manifest(live))
+            manifest = gen.read_manifest(live)
+            self.check_model(manifest)
+            self._story_model = manifest.story_model
             gen.copy_tree_linked(live / gen.KEYWORD_DIR, self.tmp / gen.KEYWORD_DIR)
             shutil.copyfile(live / gen.STORE_FILE, self.tmp / gen.STORE_FILE)
             self._keyword = KeywordIndex(self.tmp / gen.KEYWORD_DIR, boost).open()
@@ -96,6 +99,7 @@ class LocalWriter:
             built_at=datetime.now(UTC).isoformat(),
             checksums=gen.checksums(self.tmp),
             generation=self.name,
+            story_model=self._story_model,
         )
         gen.write_manifest(self.tmp, manifest)
         gen.publish(self.root, self.tmp, self.name)
@@ -165,8 +169,9 @@ class LocalWriter:
     def dates(self) -> dict[str, datetime | None]:
         return self._store.dates()
 
-    def set_stories(self, stories: dict[str, str]) -> None:
+    def set_stories(self, stories: dict[str, str], model: str) -> None:
         self._store.set_stories(stories)
+        self._story_model = model
 
 
 def check_consistent(keyword: KeywordIndex, vectors: VectorIndex, store: ArticleStore) -> None:

@@ -1406,7 +1406,8 @@ class QdrantWriter:
             for p in _points(self.client, self.collection, payload=["published"])
         }
 
-    def set_stories(self, stories: dict[str, str]) -> None:
+    def set_stories(self, stories: dict[str, str], model: str) -> None:
+        """Write the story labels that changed, and name the model that assigned them (``_keep_story_model``)."""
         current = {i: p.get("story", "") for i, p in self._payloads(stories, ["story"]).items()}
         by_story: dict[str, list[int]] = {}
         for ident, story in stories.items():
@@ -1418,6 +1419,10 @@ class QdrantWriter:
         ]
         for start in range(0, len(operations), PAGE):
             self.client("batch_update_points", self.collection, update_operations=operations[start : start + PAGE])
+        self._keep_story_model(model)
+
+    def _keep_story_model(self, model: str) -> None:
+        self.info["story_model"] = model  # stored with the rest of the build's metadata at ``publish``
 
 
 class QdrantUpdate(QdrantWriter):
@@ -1462,6 +1467,13 @@ class QdrantUpdate(QdrantWriter):
 
     def abort(self) -> None:
         """Nothing to drop: what was written stays, and the next writer's ``prepare`` finishes it."""
+
+    def _keep_story_model(self, model: str) -> None:
+        """Into the live build's metadata at once: ``publish`` (``recover``) reads it back and keeps it."""
+        info = self.backend.metadata(self.collection)
+        if info.get("story_model") != model:
+            info["story_model"] = model
+            self.client("update_collection", self.collection, metadata=info)
 
     # -- the ledger ------------------------------------------------------------------------------
     def replace_source(self, key: str, digest: str | None, records: Iterable) -> set[str]:
@@ -1613,7 +1625,7 @@ class QdrantBackend:
         info = self.metadata(name)
         if info.get("format") != FORMAT_VERSION or not info.get("published"):
             return None
-        return Snapshot(version_of(name, info), int(info["articles"]), name)
+        return Snapshot(version_of(name, info), int(info["articles"]), name, str(info.get("story_model", "")))
 
     def require(self) -> Snapshot:
         live = self.live()
@@ -1778,7 +1790,7 @@ def import_local(root: Path, settings: Settings, wait: float = 0.0) -> tuple[str
                     records.setdefault(record.source, []).append(record)
                 for key, digest in sorted(store.source_digests().items()):
                     writer.replace_source(key, digest, sorted(records.get(key, []), key=lambda r: (r.line, r.url)))
-                writer.set_stories(store.stories())
+                writer.set_stories(store.stories(), manifest.story_model)
                 return writer.publish(), len(ids)
             except BaseException:
                 writer.abort()

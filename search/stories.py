@@ -61,6 +61,8 @@ the articles finds; ``assign_stories`` and ``update_stories`` are the same over 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,6 +102,7 @@ __all__ = [
     "context_days",
     "cosine_baseline",
     "link_probability",
+    "model_key",
     "stories_from_pairs",
     "update_all",
     "update_stories",
@@ -166,6 +169,13 @@ class StoryConfig:
 
 
 DEFAULT = StoryConfig()
+
+
+def model_key(config: StoryConfig = DEFAULT) -> str:
+    """A short name of the story model (its weights and settings). An index records the model its stories were
+    assigned with; the indexer assigns them all again when the running model differs."""
+    blob = json.dumps(config.to_dict(), sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

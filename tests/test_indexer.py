@@ -58,6 +58,33 @@ def test_reindex_unchanged_does_nothing(tmp_path, article_dir, embedder):
     assert (again.added, again.updated, again.removed, again.embedded) == (0, 0, 0, 0)
 
 
+def test_stories_follow_the_story_model_of_the_release(tmp_path, article_dir, embedder, monkeypatch):
+    import search.indexer
+    from search.stories import model_key
+
+    settings = fake_settings(tmp_path / "ix")
+    first = Indexer(settings, embedder).index([article_dir])
+    assert gen.read_manifest(gen.require_current(settings.index_path)).story_model == model_key()
+    assert "model_changed" not in first.stories
+    store = ArticleStore(gen.require_current(settings.index_path) / gen.STORE_FILE, readonly=True)
+    stories = store.stories()
+    store.close()
+    # another release's story model: the next run assigns every story again, though no article changed
+    monkeypatch.setattr(search.indexer, "model_key", lambda: "another-model")
+    again = Indexer(settings, embedder).index([article_dir])
+    assert again.generation != first.generation and (again.added, again.updated, again.embedded) == (0, 0, 0)
+    assert again.stories["model_changed"] == {"from": model_key(), "to": "another-model"}
+    assert again.stories["recomputed"] == again.articles  # all of them, not only the ones near a change
+    path = gen.require_current(settings.index_path)
+    assert gen.read_manifest(path).story_model == "another-model"
+    store = ArticleStore(path / gen.STORE_FILE, readonly=True)
+    assert store.stories() == stories  # the same articles, the same rule: the same stories and ids
+    store.close()
+    assert_consistent(settings)
+    third = Indexer(settings, embedder).index([article_dir])
+    assert third.generation == again.generation  # recorded: nothing to do
+
+
 def test_changed_article_is_updated_and_only_it_is_embedded(tmp_path, article_dir, embedder):
     settings = fake_settings(tmp_path / "ix")
     Indexer(settings, embedder).index([article_dir])

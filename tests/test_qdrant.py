@@ -92,6 +92,27 @@ def test_an_interrupted_build_is_dropped_and_the_live_one_kept(built, embedder):
         assert svc.search("export controls").hits[0].article.id == IBM
 
 
+def test_stories_follow_the_story_model_of_the_release(built, embedder, monkeypatch):
+    import search.indexer
+    from search.stories import model_key
+
+    backend = qdrant.QdrantBackend(built)
+    first = backend.live()
+    assert first.story_model == model_key()
+    with SearchService(built, embedder) as svc:
+        story = [a.id for a in svc.story(IBM).versions]
+    monkeypatch.setattr(search.indexer, "model_key", lambda: "another-model")
+    again = Indexer(built, embedder).index([SEEDS])  # no article changed, the story model did
+    assert again.stories["model_changed"] == {"from": model_key(), "to": "another-model"}
+    assert again.stories["recomputed"] == again.articles and again.embedded == 0
+    live = backend.live()
+    assert live.story_model == "another-model" and live.handle == first.handle  # updated in place
+    with SearchService(built, embedder) as svc:
+        assert [a.id for a in svc.story(IBM).versions] == story
+    third = Indexer(built, embedder).index([SEEDS])
+    assert "model_changed" not in third.stories and backend.live().version == live.version
+
+
 def test_a_model_change_needs_a_rebuild(built):
     backend = qdrant.QdrantBackend(built)
     with pytest.raises(ConfigError, match="--rebuild"):
