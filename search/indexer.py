@@ -343,8 +343,9 @@ class _Build:
         return _Batch(upserts, fresh, deletes)
 
     def _assign_stories(self, changed: set[str], removed: set[str]) -> dict:
-        """Give the new and changed articles a story, re-examining only the articles near them in time.
-        Articles are read a slice at a time (``search.stories``), so memory does not grow with the index."""
+        """Give the new and changed articles a story, re-examining only the articles near them in time; every
+        article when the live snapshot's stories came from another story model (``restory``). Articles are read a
+        slice at a time (``search.stories``), so memory does not grow with the index."""
         again = self.restory
         if not changed and not removed and not again:
             return {}
