@@ -318,6 +318,7 @@ class LocalReader:
             dim=m.dim,
             built_at=m.built_at,
             format_version=m.format_version,
+            story_model=m.story_model,
             bytes_on_disk=sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()),
         )
         return out

@@ -914,6 +914,7 @@ class QdrantReader:
             "dim": self.dim,
             "built_at": info["built_at"],
             "format_version": info["format"],
+            "story_model": info.get("story_model", ""),
         }
 
     def _edge(self, direction) -> str | None:

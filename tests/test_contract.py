@@ -10,6 +10,7 @@ from conftest import BACKENDS, IBM_TITLE, SEEDS, backend_settings
 from search.errors import IndexMissing, InvalidQuery, NotFound
 from search.indexer import Indexer
 from search.service import SearchService
+from search.stories import model_key
 from search.urls import article_id, id_to_int
 
 IBM = article_id("https://cn.reuters.com/article/ibm-facial-recognition-exports-idCNL1N2G8043")
@@ -137,6 +138,7 @@ def test_get_related_and_stats(svc):
     stats = svc.stats()
     assert stats["articles"] == 11 and stats["stubs"] == 5 and stats["model"] == "hash-v1"
     assert stats["backend"] == svc.settings.backend and svc.health()["articles"] == 11
+    assert stats["story_model"] == model_key()  # recorded by the build, in either backend
     suggestions = svc.suggestions()
     assert suggestions.topics and suggestions.newest and not any(a.is_stub for a in suggestions.newest)
 

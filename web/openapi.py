@@ -228,6 +228,11 @@ SCHEMAS = {
             "dim": INT,
             "built_at": STR,
             "format_version": INT,
+            "story_model": {
+                "type": "string",
+                "description": "The story model that assigned the stories (empty: not recorded; the next index "
+                "run assigns them again).",
+            },
             "bytes_on_disk": INT,
             "vector_index": STR,
         }
