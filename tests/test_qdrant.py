@@ -171,8 +171,9 @@ def test_export_moves_a_local_index_without_embedding(tmp_path, embedder, seed_i
             a, b = local.search(text, limit=20), moved.search(text, limit=20)
             assert [h.article.id for h in a.hits] == [h.article.id for h in b.hits] and a.total == b.total
         assert [a.id for a in moved.story(IBM).versions] == [a.id for a in local.story(IBM).versions]
-    again = Indexer(target, embedder).index([SEEDS])  # the ledger came along: nothing to do
+    again = Indexer(target, embedder).index([SEEDS])  # the ledger and the story model came along: nothing to do
     assert (again.added, again.updated, again.embedded, again.files_unchanged) == (0, 0, 0, again.files)
+    assert again.stories == {} and again.generation == build
 
 
 def test_the_cli_runs_against_qdrant(tmp_path):
