@@ -156,10 +156,7 @@ def bench_embed(ctx: Context, n: int = 1500) -> Path:
             emb = load_embedder(kind, threads=threads) if kind != "hash" else load_embedder("hash")
             if hasattr(emb, "max_batch_tokens"):
                 emb.max_batch_tokens = tokens
-            emb.embed(texts[:64], batch_size=batch)
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            emb.embed(texts, batch_size=batch)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            wall, cpu = _timed_embed(emb, texts, batch)
             figures["runs"].append(
                 {
                     "threads": threads,
@@ -174,17 +171,18 @@ def bench_embed(ctx: Context, n: int = 1500) -> Path:
             if kind == "hash":
                 break
     if kind.startswith("onnx"):
-        figures["fp32_one_thread"] = _docs_per_s(load_embedder("onnx", threads=1), texts)
+        figures["fp32_one_thread"] = round(n / _timed_embed(load_embedder("onnx", threads=1), texts, 64)[0], 1)
         figures["operators"] = operator_shares(kind, texts, ctx.work)
     figures["loadavg_after"] = loadavg()
     return write_result(ctx, "embed", figures, [], started)
 
 
-def _docs_per_s(embedder, texts: list[str]) -> float:
-    embedder.embed(texts[:64])
-    t0 = time.perf_counter()
-    embedder.embed(texts)
-    return round(len(texts) / (time.perf_counter() - t0), 1)
+def _timed_embed(embedder, texts: list[str], batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds of embedding ``texts`` in batches of ``batch``, after one warm-up batch."""
+    embedder.embed(texts[:batch], batch_size=batch)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    embedder.embed(texts, batch_size=batch)
+    return time.perf_counter() - t0, time.process_time() - cpu0
 
 
 def operator_shares(kind: str, texts: list[str], work: Path, top: int = 8) -> dict:

@@ -173,7 +173,7 @@ def cross_validated(
     both = fitted_as_shipped(second)
     out = cross_validate(held, config, featured=featured, **both)
     in_time = sorted(held, key=first_day)
-    first = max(1, len(in_time) * 3 // 8)  # sixteen months: the first six are only learned from
+    first = max(1, len(in_time) * 3 // 8)  # the first three eighths are only learned from (nineteen months: seven)
     out["forward_in_time"] = forward_in_time(in_time, config, featured=featured, second=second, first=first)
     out["l2_sweep"] = {
         str(l2): cross_validate(held, config, l2=l2, featured=featured, **both)["pooled"]["stories"] for l2 in L2_SWEEP
@@ -278,19 +278,11 @@ def held_out(
         "stories": pooled(first, [predicted[s.corpus] for s in first]),
     }
     if cosine_threshold is not None:
-        rule = {c: cosine_baseline(s.articles, s.vectors, threshold=cosine_threshold) for c, s in _by_corpus(first)}
-        out["cosine_at_dev_threshold"] = {
-            "threshold": cosine_threshold,
-            "stories": pooled(first, [rule[s.corpus] for s in first]),
-        }
+        rule = best_cosine(first, (cosine_threshold,))
+        out["cosine_at_dev_threshold"] = {"threshold": rule["threshold"], "stories": rule["pooled"]}
     if second:
         out["second_labelling"] = against_second([by_name[s.name] for s in second], second, predicted)
     return out
-
-
-def _by_corpus(sets: Sequence[EvalSet]) -> list[tuple[str, EvalSet]]:
-    """One set of each corpus, with its corpus."""
-    return list({s.corpus: s for s in sets}.items())
 
 
 # -- the benchmark ----------------------------------------------------------------------------

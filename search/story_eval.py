@@ -491,8 +491,7 @@ def forward_in_time(
     featured = featured or FeaturedSets(sets, config)
     held, predictions = {}, []
     for k in range(first, len(sets)):
-        before = {s.name for s in sets[:k]}
-        training = with_second(sets[:k], [o for o in second if o.name in before])
+        training = with_second(sets[:k], second)
         weights = featured.fit(training, l2)
         threshold, _ = featured.choose_threshold(training, weights)
         predicted = featured.predict(weights, threshold)[sets[k].corpus]
