@@ -338,7 +338,24 @@ class _ProgressBars:
             self._bar = None
 
 
-@main.command()
+class _QueryCommand(click.Command):
+    """A command whose TEXT may start with "-": ``search-cli query "-tesla robot"`` excludes a word, as the query
+    syntax says, where Click would read an option it does not know. A word that starts with one "-" and is
+    no option of the command is the text (misspelled long options, "--limt", are still refused)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            params = {name: param for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+            for i, arg in enumerate(args):
+                before = params.get(args[i - 1]) if i else None
+                value_of_option = isinstance(before, click.Option) and not before.is_flag and not before.count
+                if arg.startswith("-") and not arg.startswith("--") and arg not in params and not value_of_option:
+                    args = [*args[:i], *args[i + 1 :], "--", arg]
+                    break
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_QueryCommand)
 @click.argument("text")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--limit", type=int, default=10, show_default=True, metavar="N", help="Hits to show (1-100).")
@@ -387,7 +404,10 @@ def query(
         return
     shown = f"{results.offset + 1}-{results.offset + len(results.hits)} of " if results.hits else ""
     more = "+" if results.total_relation == "gte" else ""
-    counted = f"stories ({results.total_articles} articles)" if results.collapse else "results"
+    one = results.total == 1
+    counted = ("story" if one else "stories") if results.collapse else ("result" if one else "results")
+    if results.collapse:
+        counted += f" ({results.total_articles} article{'' if results.total_articles == 1 else 's'})"
     click.echo(f"{shown}{results.total}{more} {counted} ({results.mode}, {results.took_ms:.0f} ms)")
     _print_hits(results.hits)
 

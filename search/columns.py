@@ -174,8 +174,8 @@ class Columns:
         return self._topic_rows
 
     # -- facets and order ------------------------------------------------------------------------
-    def facets(self, rows: np.ndarray, size: int = 10) -> dict[str, list[tuple[str, int]]]:
-        """Provider and topic counts over ``rows``, most frequent first (ties by name)."""
+    def facets(self, rows: np.ndarray, size: int | None = 10) -> dict[str, list[tuple[str, int]]]:
+        """Provider and topic counts over ``rows``, most frequent first (ties by name); ``size`` None: all."""
         rows = rows[rows >= 0]
         providers = self.provider[rows]
         provider_counts = np.bincount(providers[providers >= 0], minlength=len(self.names["provider"]))
@@ -227,7 +227,7 @@ class _Names:
         return [min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for c in self._spellings]
 
 
-def _top(counts: np.ndarray, names: list[str], size: int) -> list[tuple[str, int]]:
+def _top(counts: np.ndarray, names: list[str], size: int | None) -> list[tuple[str, int]]:
     nonzero = np.flatnonzero(counts)
     pairs = sorted(((names[i], int(counts[i])) for i in nonzero), key=lambda kv: (-kv[1], kv[0]))
     return pairs[:size]

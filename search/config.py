@@ -184,7 +184,18 @@ def _validated(s: Settings) -> Settings:
     for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit", "request_budget_ms"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
+    _check_index_dir(Path(s.index_dir))
     return s
+
+
+def _check_index_dir(path: Path) -> None:
+    """index_dir is a directory, or a path that one can be made at: a file in its place is refused."""
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "is a file" if place == path else f"lies under {place}, which is a file"
+                raise ConfigError(f"index_dir={str(path)!r} {where}, not a directory")
+            return
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:

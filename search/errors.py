@@ -54,6 +54,10 @@ class IndexLocked(SearchError):
     """Another writer holds the index."""
 
 
+class IndexReadOnly(SearchError):
+    """The index cannot be written here (a read-only volume, or no permission); it can still be read."""
+
+
 class DiskFull(SearchError):
     """A write failed for lack of disk space or quota; the live index generation is untouched."""
 

@@ -21,6 +21,7 @@ then replaces CURRENT. A crash at any point leaves CURRENT naming a complete gen
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import IndexCorrupt, IndexLocked, IndexMissing
+from search.errors import IndexCorrupt, IndexLocked, IndexMissing, IndexReadOnly
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -115,17 +116,36 @@ def _claim(path: Path) -> Path | None:
 
 
 class ReaderLease:
-    """A shared lock on one generation: while held, cleanup leaves that generation alone."""
+    """A shared lock on one generation: while held, cleanup leaves that generation alone.
+
+    An index this process may not write (a read-only volume, another user's files) is read all the same: the
+    lock file is opened for reading, which flock allows, or, when no reader ever made it, read without a lease
+    (a writer that could remove the generation can also make the file, and then waits for no one)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._fd = os.open(path / READERS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        self._fd = _open_readers_lock(path / READERS_LOCK)
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
 
     def release(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _open_readers_lock(file: Path) -> int:
+    try:
+        return os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise  # FileNotFoundError: the generation is gone, and lease_current moves on to CURRENT
+    try:
+        return os.open(file, os.O_RDONLY)
+    except FileNotFoundError:
+        if not file.parent.is_dir():
+            raise
+        return -1
 
 
 def lease_current(root: Path, attempts: int = 20) -> tuple[ReaderLease, Path]:
@@ -159,8 +179,13 @@ class WriterLock:
     """The single-writer lock. ``wait`` seconds to wait for another writer; 0 fails at once."""
 
     def __init__(self, root: Path, wait: float = 0.0):
-        root.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(root / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(root / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise IndexReadOnly(f"cannot write the index in {root}: {exc.strerror}") from None
         deadline = time.monotonic() + wait
         while True:
             try:

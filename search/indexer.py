@@ -125,7 +125,15 @@ class Indexer:
             scan = Scan()
             fmap = FieldMap(self.settings.fields)
             sources = scan_sources(
-                paths, known, fmap, scan, prune=prune, stdin=stdin, stdin_format=stdin_format, progress=progress
+                paths,
+                known,
+                fmap,
+                scan,
+                prune=prune,
+                stdin=stdin,
+                stdin_format=stdin_format,
+                progress=progress,
+                skip=[self.settings.index_dir],  # an index inside the folder indexed holds no articles
             )
             with _Build(self, live, report, progress) as build:
                 t0 = time.perf_counter()

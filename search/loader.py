@@ -141,7 +141,7 @@ class SourceReader:
     def _records(self, item: Item) -> list[Record]:
         fallbacks = dict(item.fallbacks)
         if self._format == "markdown" and not self.source.is_stdin:
-            fallbacks.setdefault("url", (_file_url(self.name), "(file name)"))
+            fallbacks.setdefault("url", (_file_url(self.source.within or self.name), "(file name)"))
         built = build_records(item, self.key, self.fmap, fallbacks, self.name)
         self._warn(built.warnings)
         self.filled.update(built.filled)
@@ -267,7 +267,11 @@ def _canonical(url: str) -> str:
 
 
 def _file_url(source: str) -> str:
-    return "file:///" + Path(source).name if source not in ("<text>", STDIN_NAME) else ""
+    """A Markdown file's URL when it gives none: its path under the folder indexed (``2024/report.md`` and
+    ``2023/report.md`` are two articles), or its name when the file itself was given."""
+    if source in ("<text>", STDIN_NAME):
+        return ""
+    return "file:///" + (source if not Path(source).is_absolute() else Path(source).name)
 
 
 # -- whole files, for callers that want them at once ------------------------------------------------

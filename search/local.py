@@ -285,8 +285,8 @@ class LocalReader:
         return self.vectors.vectors_of(keys)
 
     # -- the rest --------------------------------------------------------------------------------
-    def facets(self, keys: np.ndarray) -> dict[str, list[tuple[str, int]]]:
-        return self.columns.facets(self.columns.rows(keys))
+    def facets(self, keys: np.ndarray, size: int | None = 10) -> dict[str, list[tuple[str, int]]]:
+        return self.columns.facets(self.columns.rows(keys), size)
 
     def stories(self, keys: np.ndarray) -> np.ndarray:
         """Story code of each key: equal codes, one story (-1 for an unknown key)."""

@@ -22,10 +22,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from search.query import Plan
+from search.query import All, Any, Not, Phrase, Plan, Word
+from search.query import Node as _Node
 from search.vocabulary import Vocabulary, typo_budget, words_of
 
 TYPO_WEIGHT = 0.8  # BM25 weight of a word found through a typo correction
+# A token the analyzer keeps whole though it holds dots: U.S., F.B.I., 3.5, huffpost.com. The index holds it as one
+# term ("U.S." as "u."), so a query word is not split at its dots (split, "U.S." is two one-letter words: nothing).
+_DOTTED = re.compile(r"(?<![^\W_])[^\W_]++(?:\.[^\W_]++)+")  # from a word's start, no backtracking: linear
+_DOTTED_LETTERS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")  # U.S, F.B.I: one letter between dots
+_LETTERS = re.compile(r"[^\W\d_]{2,5}")  # FBI, US: an acronym written in capitals
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # as the vocabulary's words: "Trump's" stays one
+_LETTER = re.compile(r"[^\W\d_]")
+_SYMBOL = re.compile(r"[^\w\s.,;:!?'’\"()\[\]-]")  # &, +, #, @, $...: not the punctuation around words
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,37 @@ class Words:
     semantic_text: str = ""
 
 
+def searchable(plan: Plan, terms) -> Plan:
+    """``plan`` without the constraints that hold no indexed term ("the", "?!", title:of): such a constraint
+    restricts nothing, so a required one is dropped and an excluded one excludes nothing (kept, it would
+    exclude every article)."""
+    must = tuple(n for n in (_kept(node, terms) for node in plan.must) if n is not None)
+    must_not = tuple(n for n in (_kept(node, terms) for node in plan.must_not) if n is not None)
+    if (must, must_not) == (plan.must, plan.must_not):
+        return plan
+    notes = plan.notes or ("syntax",)  # the text holds what was dropped: its meaning is that of the positive words
+    return Plan(plan.text, plan.words, must, must_not, plan.positive, plan.any_word, notes)
+
+
+def _kept(node: _Node, terms) -> _Node | None:
+    if isinstance(node, All | Any):
+        children = tuple(c for c in (_kept(child, terms) for child in node.children) if c is not None)
+        return None if not children else type(node)(children)
+    if isinstance(node, Not):
+        child = _kept(node.child, terms)
+        return None if child is None else Not(child)
+    if isinstance(node, Word | Phrase) and node.field in (None, "title", "excerpt"):
+        return node if (isinstance(node, Word) and node.prefix) or terms(node.text) else None
+    return node  # provider, topic, domain: matched as given
+
+
+def nothing_to_match(plan: Plan, words: Words) -> bool:
+    """True when a (searchable) plan asks for nothing the index can match: no word it holds terms for, no
+    constraint, nothing to search by meaning ("to be or not to be", "?!"). Such a query matches no article,
+    as a search engine's query of stop words does, rather than every one."""
+    return not words.groups and not words.scoring and not plan.constrained and not words.known
+
+
 def resolve(plan: Plan, terms, known, vocabulary: Callable[[], Vocabulary] | None) -> Words:
     """Index terms for the plan's words. ``terms(text)`` analyses text, ``known(term)`` says if the
     index holds a term, ``vocabulary()`` (called only when a word is unknown) proposes corrections."""
@@ -47,23 +87,27 @@ def resolve(plan: Plan, terms, known, vocabulary: Callable[[], Vocabulary] | Non
     corrections: dict[str, str] = {}
     any_known = False
     for word in plan.words:
-        for part in sorted(words_of(word), key=word.lower().find):
+        before = len(groups)
+        for part in _parts(word):
             analysed = terms(part)
-            if not analysed:
+            others = [t[0] for t in map(terms, _acronym(part)) if t and known(t[0])]
+            if not analysed and not others:
                 continue  # a stop word
-            term = analysed[0]
-            group = [(term, 1.0)]
-            if known(term):
+            term = analysed[0] if analysed else others[0]
+            group = [(term, 1.0)] + [(t, 1.0) for t in others if t != term]
+            if known(term) or others:
                 any_known = True
             elif vocabulary is not None and typo_budget(part):
-                fixes = [(f, terms(f)) for f in vocabulary().corrections(part)]
+                fixes = [(f, terms(f)) for f in vocabulary().corrections(part.lower())]
                 group = [(t[0], TYPO_WEIGHT) for f, t in fixes if t and known(t[0])] or group
                 if group[0][0] != term:
-                    corrections[part] = fixes[0][0]
+                    corrections[part.lower()] = fixes[0][0]
                     any_known = True
             groups.append(list(dict.fromkeys(group)))
             for t, w in group:
                 scoring[t] = max(scoring.get(t, 0.0), w)
+        if len(groups) == before and _opaque(word):
+            any_known = True  # "AT&T", "S&P", "C++": a name the index cannot hold as terms; its meaning is searched
     for text in (p for p in plan.positive if p not in plan.words):  # phrases and field words: score their terms too
         for term in terms(text):
             scoring.setdefault(term, 1.0)
@@ -71,6 +115,32 @@ def resolve(plan: Plan, terms, known, vocabulary: Callable[[], Vocabulary] | Non
     plain = not plan.constrained and not plan.notes and plan.positive
     semantic = _corrected(plan.text if plain else " ".join(plan.positive), corrections)
     return Words(groups, list(scoring.items()), corrections, any_known, semantic)
+
+
+def _parts(word: str) -> list[str]:
+    """The words of one query word, in order and as written, split as the analyzer splits text."""
+    places = {m.group(0): m.start() for m in _DOTTED.finditer(word)}
+    rest = _DOTTED.sub(" ", word)
+    for m in _WORD.finditer(rest):
+        if len(m.group(0)) >= 2 and m.group(0).lower() not in (p.lower() for p in places):
+            places[m.group(0)] = m.start()
+    return sorted(places, key=places.__getitem__)
+
+
+def _opaque(word: str) -> bool:
+    """A word of letters joined by symbols that the analyzer reduces to nothing: its letters are stop words or
+    single letters (AT&T, S&P, C++). Not nonsense, so it is searched by meaning."""
+    return bool(_LETTER.search(word)) and bool(_SYMBOL.search(word))
+
+
+def _acronym(part: str) -> list[str]:
+    """An acronym's other spelling, which outlets also write: "F.B.I" for "FBI" and "FBI" for "F.B.I", "U.S"
+    for "US" (whose letters alone are a stop word)."""
+    if _DOTTED_LETTERS.fullmatch(part):
+        return [part.replace(".", "")]
+    if part.isupper() and _LETTERS.fullmatch(part):
+        return [".".join(part)]
+    return []
 
 
 def required(n_words: int, any_word: bool, all_upto: int, fraction: float) -> int:

@@ -218,6 +218,7 @@ class Results:
     collapse: bool = False  # one hit per story: ``total`` counts stories; ``total_articles`` the articles
     total_articles: int | None = None
     also_reported: tuple[Version, ...] = ()  # related(): the anchor's own story, told by other articles
+    facets_other: dict[str, int] = field(default_factory=dict)  # per facet, the counts of the values left out
 
     def to_dict(self) -> dict:
         return {
@@ -239,6 +240,7 @@ class Results:
             "hits": [h.to_dict() for h in self.hits],
             "also_reported": [v.to_dict() for v in self.also_reported],
             "facets": {name: [{"value": v, "count": c} for v, c in counts] for name, counts in self.facets.items()},
+            "facets_other": dict(self.facets_other),
         }
 
 

@@ -849,7 +849,7 @@ class QdrantReader:
         facts = self._facts
         return [facts.get(k) for k in keys]
 
-    def facets(self, keys: np.ndarray, size: int = 10) -> dict[str, list[tuple[str, int]]]:
+    def facets(self, keys: np.ndarray, size: int | None = 10) -> dict[str, list[tuple[str, int]]]:
         providers: Counter = Counter()
         topics: Counter = Counter()
         for fact in self._facts_of(keys):

@@ -11,6 +11,7 @@ anything is written.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -87,19 +88,26 @@ def scan_sources(
     stdin: BinaryIO | None = None,
     stdin_format: str = "",
     progress: Progress | None = None,
+    skip: Iterable[str | Path] = (),
 ) -> Iterator[Changed]:
-    """The sources under ``paths`` that differ from ``known`` (source key -> digest), one at a time.
+    """The sources under ``paths`` that differ from ``known`` (source key -> digest), one at a time; directories
+    in ``skip`` (the index's own) are not looked into.
+
+    A source's digest is the hash of its bytes and, when the articles are not read the default way, of how they
+    are read (the field mapping, standard input's format): a file read under another mapping is read again, not
+    taken as unchanged with the articles the old mapping made.
 
     Each one's records must be consumed before the next source is read: nothing but the source being
     read is held in memory, whatever the size of the input. ``scan`` collects the counts and messages.
     """
     paths = list(paths)
-    inputs = find_sources(paths, stdin_format)
+    inputs = find_sources(paths, stdin_format, skip=skip)
+    reading = _reading(fmap)
     scan.warnings.add(f"{d}: no article files ({', '.join(sorted(SUFFIXES))}, or .gz)" for d in inputs.empty)
     indexed_streams = {digest for key, digest in known.items() if key.startswith(STDIN_PREFIX)}
     for n, source in enumerate(inputs.sources, start=1):
         scan.seen += 1
-        yield from _scan_one(scan, source, known, indexed_streams, fmap, stdin)
+        yield from _scan_one(scan, source, known, indexed_streams, fmap, stdin, reading)
         if progress:
             progress("load", n, len(inputs.sources))
     if prune:
@@ -108,8 +116,21 @@ def scan_sources(
         scan.removed = {k for k in known if k not in present and any(_under(k, p) for p in prefixes)}
 
 
+def _reading(fmap: FieldMap) -> str:
+    """What a file's digest adds for a field mapping that is not the default ("" for the default)."""
+    if not fmap.explicit:
+        return ""
+    return "+" + hashlib.blake2b(json.dumps(fmap.explicit).encode("utf-8"), digest_size=6).hexdigest()
+
+
 def _scan_one(
-    scan: Scan, source: Source, known: dict[str, str], streams: set[str], fmap: FieldMap, stdin: BinaryIO | None
+    scan: Scan,
+    source: Source,
+    known: dict[str, str],
+    streams: set[str],
+    fmap: FieldMap,
+    stdin: BinaryIO | None,
+    reading: str = "",
 ) -> Iterator[Changed]:
     if source.key and source.key != _utf8_name(source.key):  # SQLite cannot store it, and it cannot be printed
         scan.errors.add([ArticleError("file name is not UTF-8 - rename the file", _utf8_name(source.key))])
@@ -122,11 +143,13 @@ def _scan_one(
             except ArticleError as exc:
                 scan.errors.add([exc])
                 return
+            digest += reading
             if known.get(source.key) == digest:
                 scan.unchanged += 1
                 return
         elif source.is_stdin and stdin is not None:
             spooled, digest = _spool(stdin)  # its digest decides whether it is new before anything is parsed
+            digest += reading + (f"+{source.format}" if source.format else "")
             if digest in streams:
                 scan.unchanged += 1
                 return

@@ -34,6 +34,7 @@ MAX_LIMIT = 100
 MAX_OFFSET = 1000
 MAX_VERSIONS = 20  # other versions of a story listed with one hit
 MAX_LISTED = 100  # publisher-listed related items in one article response
+FACET_VALUES = 10  # values of each facet listed, most frequent first; the others are counted in facets_other
 SORTS = ("relevance", "newest")
 NO_PLAN = Plan(text="")
 
@@ -157,9 +158,12 @@ class SearchService:
         until: str | datetime | None = None,
         sort: str = "relevance",
         collapse: bool = True,
+        suggest: bool = True,
     ) -> Results:
         """The page ``offset``..``offset + limit`` of the query's match set, ranked by ``mode`` or
-        newest first; with ``collapse`` (the default) one hit per story, its other versions listed."""
+        newest first; with ``collapse`` (the default) one hit per story, its other versions listed.
+        When nothing matches and ``suggest``, a "did you mean" built from the index's words, offered only
+        if it has results under the same mode and filters."""
         started = time.perf_counter()
         query = _check_query(query)
         mode, sort = _check_choice("mode", mode, MODES), _check_choice("sort", sort, SORTS)
@@ -168,12 +172,16 @@ class SearchService:
         plan = parse(query)
         budget = _Budget(self.settings.request_budget_ms, started)
         with self._acquire() as reader:
+            plan = matching.searchable(plan, reader.terms)
             words = matching.resolve(plan, reader.terms, reader.known, reader.vocabulary)
             restriction = reader.restrict(plan, filters)
             budget.check("applying the query's operators and filters")
             s = self.settings
             need = matching.required(len(words.groups), plan.any_word, s.match_all_upto, s.match_fraction)
-            by_words = reader.keyword_match(words.groups, need, words.scoring, restriction)
+            if matching.nothing_to_match(plan, words):
+                by_words = Scored.empty()
+            else:
+                by_words = reader.keyword_match(words.groups, need, words.scoring, restriction)
             budget.check("matching the query's words")
             qvec = moved = None
             by_meaning = nearest = Scored.empty()
@@ -188,14 +196,19 @@ class SearchService:
             ranked = self._rank(reader, mode, by_words, by_meaning, words, qvec, moved, window)
             budget.check("ranking")
             order = _newest_first(reader, ranked) if sort == "newest" else np.arange(len(ranked.keys))
-            facets = reader.facets(ranked.keys)
+            counted = reader.facets(ranked.keys, size=None)
+            facets = {name: values[:FACET_VALUES] for name, values in counted.items()}
+            others = {name: sum(n for _, n in values[FACET_VALUES:]) for name, values in counted.items()}
             codes = reader.stories(ranked.keys)
             shown = _first_of_each_story(codes, order) if collapse else order
             page = shown[offset : offset + limit]
             hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page) if collapse else None)
             suggestion = None
-            if len(ranked.keys) == 0:
+            if len(ranked.keys) == 0 and suggest:
                 suggestion = matching.suggestion(plan, lambda w: _knows_word(reader, w), reader.vocabulary())
+        if suggestion is not None:
+            tried = self.search(suggestion, mode, 1, 0, provider, topic, since, until, suggest=False)
+            suggestion = suggestion if tried.total else None  # "lorem ipsum dolor sit met" would find nothing too
         return Results(
             query,
             mode,
@@ -212,6 +225,7 @@ class SearchService:
             fusion=self._fusion_info(mode),
             collapse=collapse,
             total_articles=len(ranked.keys),
+            facets_other=others,
             total_relation="eq" if by_words.exact and by_meaning.exact else "gte",
         )
 
@@ -285,7 +299,8 @@ class SearchService:
             else:
                 kw_window = reader.keyword_scores(words.scoring, window) if words.scoring else np.zeros(0)
                 sem_window = reader.vectors_of(window) @ moved
-                kw_norm = fusion.scale(kw, 0.0, float(kw_window.max()) if len(kw_window) else 0.0)
+                kw_top = float(kw_window.max()) if len(kw_window) else 0.0
+                kw_norm = fusion.scale(kw, 0.0, kw_top) if kw_top > 0 else np.zeros(len(kw), dtype=np.float32)
                 lo, hi = (float(sem_window.min()), float(sem_window.max())) if len(sem_window) else (0.0, 0.0)
                 sem_norm = fusion.scale(sem, lo, hi)
                 weights = (1 - s.alpha, s.alpha)
@@ -395,7 +410,7 @@ class SearchService:
         keys = union(by_words.keys, by_meaning.keys)
         kw = _aligned(keys, by_words)
         sim = reader.vectors_of(keys) @ vec if len(keys) else np.zeros(0, dtype=np.float32)
-        kw_norm = fusion.minmax_array(kw, lower=0.0)
+        kw_norm = fusion.minmax_array(kw, lower=0.0) if kw.max(initial=0.0) > 0 else np.zeros_like(kw)
         sem_norm = _aligned(keys, Scored(by_meaning.keys, fusion.minmax_array(by_meaning.scores)))
         by_terms = (kw_norm >= max(s.related_keyword_floor, 1e-6)) & (sim >= s.related_keyword_similarity)
         keep = (sim >= s.related_floor) | by_terms

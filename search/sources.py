@@ -34,6 +34,7 @@ class Source:
     key: str = ""  # the resolved path, which the store keys records by ("" for standard input)
     format: str = ""  # "" = guessed from the first bytes
     error: ArticleError | None = None
+    within: str = ""  # its path under the directory it was found in (its name when given itself), "/"-separated
 
     @property
     def is_stdin(self) -> bool:
@@ -46,9 +47,11 @@ class Inputs:
     empty: list[str] = field(default_factory=list)  # directories without article files
 
 
-def find_sources(paths: Iterable[str | Path], stdin_format: str = "") -> Inputs:
-    """The sources under ``paths`` (files, directories, "-"), sorted per directory, without duplicates."""
+def find_sources(paths: Iterable[str | Path], stdin_format: str = "", skip: Iterable[str | Path] = ()) -> Inputs:
+    """The sources under ``paths`` (files, directories, "-"), sorted per directory, without duplicates;
+    directories in ``skip`` (an index inside the folder being indexed) are not looked into."""
     out, seen = Inputs(), set()
+    skipped = {ident for ident in map(_identity, skip) if ident}
     for raw in paths:
         if str(raw) == STDIN:
             found = [Source(STDIN, format=stdin_format)]
@@ -56,7 +59,10 @@ def find_sources(paths: Iterable[str | Path], stdin_format: str = "") -> Inputs:
             path = Path(raw)
             if not os.path.lexists(path):
                 raise ArticleError("no such file or directory", str(path))
-            found = [source_for(p) for p in sorted(_walk(path))] if path.is_dir() else [source_for(path)]
+            if path.is_dir():
+                found = [_within(source_for(p), p.relative_to(path)) for p in sorted(_walk(path, skipped))]
+            else:
+                found = [_within(source_for(path), Path(path.name))]
             if path.is_dir() and not found:
                 out.empty.append(str(path))
         for source in found:
@@ -74,9 +80,24 @@ def iter_article_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield Path(source.name)
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _within(source: Source, relative: Path) -> Source:
+    return Source(source.name, source.key, source.format, source.error, relative.as_posix())
+
+
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of a directory, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _walk(root: Path, skip: set[tuple[int, int]] = frozenset()) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and not (skip and _identity(Path(dirpath) / d) in skip)
+        )
         for name in filenames:
             if name.lower().endswith(ARTICLE_SUFFIXES) and not name.startswith("."):
                 yield Path(dirpath) / name

@@ -1,6 +1,8 @@
 """search-cli through click's CliRunner, on a fresh index built with the hash embedder."""
 
 import json
+import os
+from pathlib import Path
 
 import click
 import pytest
@@ -288,7 +290,6 @@ def test_readme_cli_section_is_generated_from_the_commands():
 
 def _as_a_process(args, cwd):
     """``search-cli ARGS`` in a real process, with an exit hook that says whether teardown ran."""
-    import os
     import subprocess
     import sys
 
@@ -318,7 +319,6 @@ def test_read_only_commands_exit_without_teardown_and_lose_no_output(indexed, tm
 
 def test_a_search_loads_no_module_it_does_not_use(indexed, tmp_path):
     """numpy's set functions import numpy.ma (about 80 ms of a cold query); the query path avoids them."""
-    import os
     import subprocess
     import sys
 
@@ -337,3 +337,84 @@ def test_a_search_loads_no_module_it_does_not_use(indexed, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_changed_field_mapping_reads_the_files_again(cli, tmp_path):
+    source = tmp_path / "custom.jsonl"
+    source.write_text(json.dumps({"headline": "Mapped", "link": "https://x.org/m", "dek": "The dek.", "by": "Ann"}))
+    assert "Indexed 1 new" in cli("index", source, "--field", "excerpt=by").output
+    again = cli("index", source, "--field", "excerpt=dek")  # the file did not change; how it is read did
+    assert again.exit_code == 0 and "0 new, 1 updated" in again.output, again.output
+    assert json.loads(cli("show", article_id("https://x.org/m"), "--json").output)["excerpt"] == "The dek."
+    assert "1 files read, 0 changed" in cli("index", source, "--field", "excerpt=dek").output
+
+
+def test_standard_input_read_in_another_format_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_INDEX_DIR", str(tmp_path / "ix"))
+    monkeypatch.setenv("SEARCH_INDEX_EMBEDDER", "hash")
+    monkeypatch.chdir(tmp_path)
+    lines = "".join(json.dumps({"headline": f"Line {n}", "link": f"https://x.org/{n}"}) + "\n" for n in range(3))
+    runner = CliRunner()
+    wrong = runner.invoke(main, ["index", "-", "--format", "json"], input=lines)  # one JSON document: the first line
+    assert "Indexed 1 new" in wrong.output
+    right = runner.invoke(main, ["index", "-", "--format", "jsonl"], input=lines)
+    assert right.exit_code == 0 and "Indexed 2 new" in right.output, right.output
+
+
+def test_markdown_files_without_a_url_are_told_apart_by_their_folder(cli, tmp_path):
+    for year in ("2023", "2024"):
+        (tmp_path / "notes" / year).mkdir(parents=True)
+        (tmp_path / "notes" / year / "report.md").write_text(f"---\ntitle: Annual report {year}\n---\nBody.\n")
+    result = cli("index", tmp_path / "notes")
+    assert result.exit_code == 0 and "Indexed 2 new" in result.output
+    for year in ("2023", "2024"):
+        assert cli("show", article_id(f"file:///{year}/report.md")).exit_code == 0
+
+
+def test_an_index_inside_the_folder_indexed_is_not_read_as_articles(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_INDEX_EMBEDDER", "hash")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.md").write_text('---\ntitle: One\nwebUrl: "https://x.org/one"\n---\n')
+    runner = CliRunner()
+    for _ in range(2):  # the second run finds index/ (the default index_dir) under "."
+        result = runner.invoke(main, ["index", ".", "--strict"])
+        assert result.exit_code == 0 and "Skipped 0 bad" in result.output, result.output
+
+
+def test_an_index_dir_that_is_a_file_is_one_line(cli, tmp_path):
+    (tmp_path / "plain").write_text("not an index")
+    for args in (("index", SEEDS), ("query", "x"), ("stats",)):
+        for where in ("plain", "plain/sub"):
+            result = cli(*args, "--index-dir", tmp_path / where)
+            assert result.exit_code == 1 and "not a directory" in result.output and "Traceback" not in result.output
+
+
+def test_a_query_may_start_with_an_excluded_word(indexed):
+    plain = json.loads(indexed("query", "facial recognition", "--json", "--no-collapse").output)
+    excluding = indexed("query", "-ibm facial recognition", "--json", "--no-collapse")
+    assert excluding.exit_code == 0, excluding.output
+    titles = [h["title"] for h in json.loads(excluding.output)["hits"]]
+    assert IBM_TITLE in [h["title"] for h in plain["hits"]] and IBM_TITLE not in titles and titles
+    assert indexed("query", "x", "--limt", "3").exit_code == 2  # a misspelled option is still refused
+
+
+def test_a_read_only_index_answers_queries_and_refuses_writes_in_one_line(indexed, monkeypatch):
+    import errno
+
+    import search.generations as gen
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):  # as on a read-only volume: nothing can be created or opened for writing
+        if flags & (os.O_CREAT | os.O_RDWR | os.O_WRONLY):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    for lock in Path(os.environ["SEARCH_INDEX_DIR"]).glob("gen-*/readers.lock"):
+        lock.unlink()  # no reader has made the lock file yet
+    monkeypatch.setattr(gen.os, "open", read_only)
+    result = indexed("query", "export controls")
+    assert result.exit_code == 0 and IBM_TITLE in result.output, result.output
+    assert indexed("stats").exit_code == 0
+    write = indexed("index", SEEDS)
+    assert write.exit_code == 1 and "cannot write the index" in write.output and "Traceback" not in write.output

@@ -2,6 +2,7 @@
 (in process, local mode). Every test runs once per backend; the last ones compare the two directly."""
 
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -96,6 +97,18 @@ def test_filters_and_facets_describe_one_match_set(svc):
     assert dated and all("2020-09-19" <= h.article.published.date().isoformat() <= "2020-09-20" for h in dated)
 
 
+def test_facets_list_their_most_frequent_values_and_count_the_others(svc, monkeypatch):
+    monkeypatch.setattr("search.service.FACET_VALUES", 2)  # the corpus holds a handful of values, not eleven
+    every = svc.search("recognition", limit=100, collapse=False)
+    providers = Counter(h.article.provider for h in every.hits if h.article.provider)
+    topics = Counter(t for h in every.hits for t in h.article.topics)
+    assert every.total == len(every.hits) and len(providers) > 2 and len(topics) > 2
+    for name, counts in (("provider", providers), ("topic", topics)):
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        assert every.facets[name] == ranked[:2], name
+        assert every.facets_other[name] == sum(n for _, n in ranked[2:]) > 0, name
+
+
 def test_newest_first_orders_the_whole_match_set(svc):
     every = svc.search("facial recognition", limit=100)
     newest = svc.search("facial recognition", sort="newest", limit=100)
@@ -107,7 +120,8 @@ def test_newest_first_orders_the_whole_match_set(svc):
 def test_typos_and_suggestions(svc):
     results = svc.search("export contrlos", mode="keyword")
     assert results.hits[0].article.id == IBM and results.corrections == {"contrlos": "controls"}
-    assert svc.search('"export contrls" xqzv', mode="keyword").suggestion == '"export controls" xqzv'
+    assert svc.search('"export contrls"', mode="keyword").suggestion == '"export controls"'
+    assert svc.search('"export contrls" xqzv', mode="keyword").suggestion is None  # it would find nothing either
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -310,8 +324,8 @@ def test_both_backends_give_the_same_answers(both, mode, sort):
         a, b = local.search(text, mode=mode, sort=sort, limit=20), qdrant.search(text, mode=mode, sort=sort, limit=20)
         assert [h.article.id for h in a.hits] == [h.article.id for h in b.hits], text
         assert np.allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-4), text
-        assert (a.total, a.total_articles, a.facets, a.corrections, a.suggestion) == (
-            b.total, b.total_articles, b.facets, b.corrections, b.suggestion
+        assert (a.total, a.total_articles, a.facets, a.facets_other, a.corrections, a.suggestion) == (
+            b.total, b.total_articles, b.facets, b.facets_other, b.corrections, b.suggestion
         ), text  # fmt: skip
 
 

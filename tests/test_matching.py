@@ -60,3 +60,39 @@ def test_suggestion_replaces_unknown_words_only():
     plan = parse('"Suez Canall" blocked')
     assert suggestion(plan, lambda w: w.lower() in {"suez", "canal", "blocked"}, vocabulary()) == '"Suez canal" blocked'
     assert suggestion(parse("suez canal"), lambda w: True, vocabulary()) is None
+
+
+def test_dotted_abbreviations_are_words_and_match_their_other_spelling():
+    from search.analysis import analyze
+
+    indexed = {analyze(w)[0] for w in ("U.S.", "FBI", "agents", "troops", "3.5", "huffpost.com")}
+
+    def resolved(query: str) -> list[list[str]]:
+        words = resolve(parse(query), analyze, indexed.__contains__, None)
+        assert words.known
+        return [[term for term, _ in group] for group in words.groups]
+
+    # split at its dots, "U.S." was two one-letter words and matched nothing; the index holds it whole
+    assert resolved("U.S. troops") == [[analyze("U.S.")[0]], ["troop"]]
+    assert resolved("3.5 huffpost.com") == [["3.5"], ["huffpost.com"]]
+    # outlets write both "F.B.I." and "FBI"; "US" in capitals is the country, not the stop word
+    assert resolved("F.B.I. agents") == [["f.b.i", "fbi"], ["agent"]]
+    assert resolved("FBI") == [["fbi"]]  # "F.B.I." is not indexed: no second spelling
+    assert resolved("US troops") == [[analyze("U.S.")[0]], ["troop"]]
+    assert resolved("troops with us") == [["troop"]]  # "us" in lower case is the stop word
+
+
+def test_constraints_without_indexed_terms_restrict_nothing():
+    from search.analysis import analyze
+    from search.matching import nothing_to_match, searchable
+    from search.query import Word
+
+    plan = searchable(parse('hurricane -"the" +of'), analyze)
+    assert not plan.must and not plan.must_not and plan.words == ("hurricane",)
+    assert searchable(parse("topic:Politics -the"), analyze).must == (Word("Politics", "topic"),)
+    for query in ('"to be or not to be"', "?!", "title:the", "the"):
+        plan = searchable(parse(query), analyze)
+        assert nothing_to_match(plan, resolve(plan, analyze, lambda t: True, None)), query
+    for query in ("AT&T", "S&P", "-hurricane", "topic:Politics"):  # a name, an exclusion, a filter
+        plan = searchable(parse(query), analyze)
+        assert not nothing_to_match(plan, resolve(plan, analyze, lambda t: True, None)), query

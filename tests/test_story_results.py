@@ -110,7 +110,7 @@ def test_story_api_page_and_cli(service, tmp_path):
     page = client.get(f"/stories/{ban(0)}").get_data(as_text=True)
     assert "3 articles from Alpha News, Beta Wire, Gamma Post" in page
     search = client.get("/search?q=facial+recognition+ban&mode=keyword").get_data(as_text=True)
-    assert "2 more versions of this story" in search and "<details" in search
+    assert "2 more matching versions of this story" in search and "<details" in search
     article = client.get(f"/articles/{ban(0)}").get_data(as_text=True)
     assert "Also reported by" in article
     result = CliRunner().invoke(main, ["story", ban(2), "--index-dir", service.settings.index_dir, "--json"],

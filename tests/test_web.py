@@ -55,6 +55,11 @@ def hit_titles(body: str) -> list[str]:
         ("the end of the road", "the road", "the end of the <mark>road</mark>"),
         ("IBM's plan", "title:ibm", "<mark>IBM</mark>&#39;s plan"),
         ("nothing here", "", "nothing here"),
+        ("Politicians in U.S. politics", "topic:Politics", "Politicians in U.S. politics"),  # a filter, not words
+        ("World news from the U.S.", 'topic:"World News" U.S.', "World news from the <mark>U.S</mark>."),
+        ("AP reports", "provider:AP title:reports", "AP <mark>reports</mark>"),
+        ("FBI agents and the F.B.I.", "F.B.I.", "<mark>FBI</mark> agents and the <mark>F.B.I</mark>."),
+        ("U.S. troops near us", "US troops", "<mark>U.S</mark>. <mark>troops</mark> near us"),
     ],
 )
 def test_highlight_marks_query_words(text: str, query: str, expected: str) -> None:
@@ -76,6 +81,12 @@ def test_highlight_only_adds_marks(text: str, query: str) -> None:
     plain = str(highlight(text, query)).replace("<mark>", "").replace("</mark>", "")
     assert "<" not in plain and ">" not in plain  # the marks are the only tags
     assert html.unescape(plain) == text
+
+
+def test_highlight_marks_the_correction_of_a_misspelled_word() -> None:
+    assert highlight("A vaccine for the virus", "vacine virus", {"vacine": "vaccine"}) == Markup(
+        "A <mark>vaccine</mark> for the <mark>virus</mark>"
+    )
 
 
 def test_query_terms_and_stem() -> None:
@@ -125,11 +136,17 @@ def test_home_page_examples_come_from_the_live_index(tmp_path) -> None:
     Indexer(settings, HashEmbedder()).index([corpus])
     service = SearchService(settings, HashEmbedder())
     try:
-        body = page(create_app(settings, service).test_client(), "/")
+        client = create_app(settings, service).test_client()
+        body = page(client, "/")
+        examples = re.search(r'<p class="examples">(.*?)</p>', body, re.S).group(1)
+        # an example is its topic as a filter, newest first, not the topic's name searched as words
+        assert [params(u)["q"] for u in links(examples)] == ['topic:"Quokkas"', 'topic:"Wombats"', 'topic:"Echidnas"']
+        assert {params(u)["sort"] for u in links(examples)} == {"newest"}
+        wombats = page(client, html.unescape(links(examples)[1]))
+        assert "3 articles in 3 stories" in wombats and "<mark>" not in wombats
+        assert re.findall(r"<h2><a [^>]*>([^<]+)</a></h2>", wombats) == [f"Wombats story {n}" for n in (3, 2, 1)]
     finally:
         service.close()
-    examples = re.search(r'<p class="examples">(.*?)</p>', body, re.S).group(1)
-    assert [params(u)["q"] for u in links(examples)] == ["Quokkas", "Wombats", "Echidnas"]
     assert "Quokkas</a>, <a" in examples and "Wombats</a> or <a" in examples
     newest = re.search(r'<section class="newest".*?</section>', body, re.S).group(0)
     assert re.findall(r'class="story-title"[^>]*>([^<]+)<', newest) == [f"Quokkas story {n}" for n in (5, 4, 3)]
@@ -149,8 +166,28 @@ def test_search_page_shows_highlighted_hits_with_more_like_this(client) -> None:
     assert IBM_TITLE in hit_titles(body)
     assert "<mark>export controls</mark>" in body
     assert f"/articles/{IBM_ID}?q=export+controls" in links(body, "more")
+    assert re.search(r'<h1 class="visually-hidden">Results for “export controls”</h1>', body)
     assert re.search(r"<strong>\d+</strong> (stories|story)", body)
     assert '<a href="/search?q=export+controls&amp;mode=hybrid" class="active" aria-current="page">Hybrid</a>' in body
+
+
+def test_more_like_this_leads_back_to_the_same_results(client) -> None:
+    """The article page's way back returns to the search it came from: mode, sort, filters, grouping and page."""
+    search = "/search?q=recognition&mode=keyword&sort=newest&collapse=false&limit=2&page=2&since=2020-01-01"
+    body = page(client, search)
+    more = [html.unescape(u) for u in re.findall(r'<a class="more" href="([^"]+)"', body)]
+    assert more and all(params(u) == params(search) for u in more)
+    article = page(client, more[0])
+    back = re.search(r'<nav class="crumbs">\s*<a href="([^"]+)"', article).group(1)
+    assert params(html.unescape(back)) == params(search) and urlsplit(html.unescape(back)).path == "/search"
+
+
+def test_a_new_query_or_date_range_keeps_every_article_shown(client) -> None:
+    body = page(client, "/search?q=recognition&collapse=false")
+    header = re.search(r'<form class="searchbox".*?</form>', body, re.S).group(0)
+    dates = re.search(r'<form class="dates".*?</form>', body, re.S).group(0)
+    for form in (header, dates):
+        assert '<input type="hidden" name="collapse" value="false">' in form
 
 
 def test_mode_switch_keeps_the_query(client) -> None:
@@ -317,3 +354,28 @@ def test_no_results_page_offers_a_did_you_mean_from_the_index(client) -> None:
     assert "No stories match" in body and "Did you mean" in body and "export controls" in body
     corrected = page(client, "/search?q=export+contrlos")
     assert "Including results for" in corrected and IBM_TITLE in hit_titles(corrected)
+
+
+def test_the_last_page_that_can_be_reached_says_so(client) -> None:
+    from types import SimpleNamespace
+
+    from web.pages import Pager
+
+    capped = Pager.of(SimpleNamespace(total=1821, limit=10, offset=1000))
+    assert (capped.page, capped.last, capped.capped) == (101, 101, True)
+    assert not Pager.of(SimpleNamespace(total=95, limit=10, offset=90)).capped
+    body = page(client, "/search?q=recognition&page=102", 400)
+    assert "pages 1 to 101 can be browsed" in body and "sort by newest" in body
+
+
+def test_a_query_string_that_is_not_utf8_is_refused(client) -> None:
+    assert "not valid UTF-8" in page(client, "/search?q=hurricane%FF", 400)
+    response = client.get("/api/search?q=caf%E9")
+    assert response.status_code == 400 and "not valid UTF-8" in response.get_json()["error"]["message"]
+    assert client.get("/api/search?q=caf%C3%A9").status_code == 200  # café, encoded as UTF-8
+
+
+@pytest.mark.parametrize("value", ["5_0", "+5", "５", "٥", " 5"])
+def test_numbers_are_ascii_digits(client, value) -> None:
+    response = client.get("/api/search", query_string={"q": "recognition", "limit": value})
+    assert response.status_code == 400 and "is not a whole number" in response.get_json()["error"]["message"]

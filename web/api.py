@@ -30,7 +30,7 @@ def search() -> dict:
     results = get_service().search(**search_kwargs(known_args(SEARCH_PARAMS)))
     body = results.to_dict()
     for hit, found in zip(body["hits"], results.hits, strict=True):
-        hit["highlights"] = fragments(found.article.title, found.article.excerpt, results.query)
+        hit["highlights"] = fragments(found.article.title, found.article.excerpt, results.query, results.corrections)
     return body
 
 

@@ -17,7 +17,7 @@ from flask import Flask, Response
 from search.config import Settings, load_settings
 from search.service import SearchService
 from web import access, api, errors, filters, pages
-from web.inputs import READINESS_KEY, SERVICE_KEY
+from web.inputs import READINESS_KEY, SERVICE_KEY, check_query_string
 from web.readiness import Readiness
 
 MAX_BODY_BYTES = 64 * 1024
@@ -47,6 +47,7 @@ def create_app(
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.extensions[SERVICE_KEY] = service
     app.extensions[READINESS_KEY] = readiness
+    app.before_request(check_query_string)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     errors.register(app)

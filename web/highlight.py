@@ -17,12 +17,14 @@ from markupsafe import Markup, escape
 
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have he in is it its not of on or she that the their "
-    "they this to was we were will with".split()
+    "they this to us was we were will with".split()
 )
 MIN_PREFIX = 4
-_WORD = re.compile(r"\w+")
-_FIELD_PREFIX = re.compile(r"\b\w+:")
-_TOKEN = re.compile(r"&#?\w+;|\w+")  # in escaped text: an entity (left alone) or a word
+_WORD = re.compile(r"\w+(?:\.\w+)*")  # dotted tokens stay whole, as the index holds them: U.S., 3.5
+_TEXT_FIELD = re.compile(r"\b(?:title|excerpt):", re.IGNORECASE)  # their values are words of the text
+_OTHER_FIELD = re.compile(r'\b\w+:(?:"[^"]*"?|\S*)')  # topic:"World News", provider:AP: filters, not words
+_DOTTED_LETTERS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")
+_TOKEN = re.compile(r"&#?\w+;|\w+(?:\.\w+)*")  # in escaped text: an entity (left alone) or a word
 _JOIN_MARKS = re.compile(r"</mark>(\s+)<mark>")
 
 
@@ -42,10 +44,21 @@ def stem(word: str) -> str:
 
 
 def query_terms(query: str) -> tuple[str, ...]:
-    """Stems of the query's words, without stop words, operators or ``field:`` prefixes."""
-    words = _WORD.findall(_FIELD_PREFIX.sub(" ", query or ""))
+    """Stems of the query's words, without stop words or operators. A ``title:`` or ``excerpt:`` value is
+    words of the text; another field's value (``topic:Politics``) restricts, and marks nothing."""
+    words = _WORD.findall(_OTHER_FIELD.sub(" ", _TEXT_FIELD.sub(" ", query or "")))
+    words += [other for w in words for other in _acronym(w)]
     stems = (stem(w) for w in words if w.lower() not in STOPWORDS and len(w) > 1)
     return tuple(dict.fromkeys(stems))
+
+
+def _acronym(word: str) -> list[str]:
+    """The other spelling of an acronym, as the search matches it: F.B.I and FBI, U.S and US (not "us")."""
+    if _DOTTED_LETTERS.fullmatch(word) and len(word) >= 5:  # three letters or more: "U.S" would mark "us"
+        return [word.replace(".", "")]
+    if word.isupper() and word.isalpha() and 2 <= len(word) <= 5 and word not in ("AND", "OR", "NOT"):
+        return [".".join(word)]
+    return []
 
 
 def matches(word: str, terms: tuple[str, ...]) -> bool:
@@ -59,10 +72,11 @@ def matches(word: str, terms: tuple[str, ...]) -> bool:
     return False
 
 
-def highlight(text: str, query: str) -> Markup:
-    """``text`` escaped, with every word that matches a query word wrapped in ``<mark>``."""
+def highlight(text: str, query: str, corrections: dict[str, str] | None = None) -> Markup:
+    """``text`` escaped, with every word that matches a query word wrapped in ``<mark>``; a misspelled word
+    that was searched as corrected (``corrections``, as the results give them) marks its correction."""
     escaped = str(escape(text or ""))
-    terms = query_terms(query)
+    terms = query_terms(" ".join((query or "", *(corrections or {}).values())))
     if not terms:
         return Markup(escaped)
 
@@ -85,6 +99,9 @@ def snippet(text: str, limit: int = 320) -> str:
     return cut + "…"
 
 
-def fragments(title: str, excerpt: str, query: str) -> dict[str, str]:
+def fragments(title: str, excerpt: str, query: str, corrections: dict[str, str] | None = None) -> dict[str, str]:
     """What the search page shows of a hit, as HTML: the title and the excerpt's snippet, marked."""
-    return {"title": str(highlight(title, query)), "excerpt": str(highlight(snippet(excerpt), query))}
+    return {
+        "title": str(highlight(title, query, corrections)),
+        "excerpt": str(highlight(snippet(excerpt), query, corrections)),
+    }

@@ -6,7 +6,9 @@ ranges and choices are checked once, by the service, so both shells give the sam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
 
 from flask import current_app, request
 from werkzeug.datastructures import MultiDict
@@ -24,6 +26,7 @@ SEARCH_PARAMS = ("q", "mode", "limit", "offset", "sort", "collapse", *FILTERS)
 RELATED_PARAMS = ("limit", "offset", *FILTERS)
 BODY_FIELDS = ("text", "limit", "offset", *FILTERS)
 DEFAULT_LIMIT = 10
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 def get_service() -> SearchService:
@@ -51,13 +54,22 @@ def get_readiness() -> Readiness:
 
 
 def int_arg(args: MultiDict, name: str, default: int) -> int:
+    """A whole number written in ASCII digits (int() would also take "5_0", "+5" and other scripts' digits)."""
     raw = args.get(name, "")
     if raw.strip() == "":
         return default
+    if not _WHOLE.fullmatch(raw):
+        raise InvalidQuery(f"{name}={raw[:40]!r} is not a whole number")
+    return int(raw)
+
+
+def check_query_string() -> None:
+    """A query string that does not decode as UTF-8 is refused: decoded with replacements, or left escaped
+    ("hurricane%FF"), it would be searched as other words than the ones sent."""
     try:
-        return int(raw)
-    except ValueError:
-        raise InvalidQuery(f"{name}={raw[:40]!r} is not a whole number") from None
+        unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidQuery("the query string is not valid UTF-8 - percent-encode the UTF-8 bytes of the text") from None
 
 
 def search_kwargs(args: MultiDict) -> dict:

@@ -188,7 +188,13 @@ SCHEMAS = {
             "facets": {
                 "type": "object",
                 "additionalProperties": {"type": "array", "items": _ref("Facet")},
-                "description": "provider and topic counts over the matches (empty for related).",
+                "description": "provider and topic counts over the matches, the 10 most frequent values of each "
+                "(empty for related).",
+            },
+            "facets_other": {
+                "type": "object",
+                "additionalProperties": INT,
+                "description": "per facet, the count left out of `facets`: the sum of the counts of its other values.",
             },
         }
     ),

@@ -25,14 +25,21 @@ class Pager:
     page: int
     last: int
     numbers: tuple[int, ...]
+    capped: bool = False  # the results go on past the last page that can be reached
 
     @classmethod
     def of(cls, results: Results) -> Pager:
         limit = results.limit
-        last = max(1, min(math.ceil(results.total / limit), MAX_OFFSET // limit + 1))
+        pages = math.ceil(results.total / limit)
+        last = max(1, min(pages, _last_page(limit)))
         page = results.offset // limit + 1
         numbers = tuple(range(max(1, page - 3), min(last, page + 3) + 1))
-        return cls(page, last, numbers)
+        return cls(page, last, numbers, pages > last)
+
+
+def _last_page(limit: int) -> int:
+    """The last page whose offset the service accepts."""
+    return MAX_OFFSET // max(limit, 1) + 1
 
 
 @bp.app_template_global()
@@ -44,6 +51,18 @@ def search_url(**changes: str | int | None) -> str:
     params: dict = {k: request.args[k] for k in STATE if request.args.get(k)}
     params.update(changes)
     return url_for("pages.search", **{k: v for k, v in params.items() if v not in (None, "")})
+
+
+@bp.app_template_global()
+def search_state() -> dict:
+    """The search the request came from (query, mode, sort, filters and page), for a link that leads back to it."""
+    return {k: request.args[k] for k in (*STATE, "page") if request.args.get(k)}
+
+
+@bp.app_template_global()
+def topic_url(topic: str) -> str:
+    """The newest stories of one topic: the topic as a filter (``topic:"..."``), not as words to look for."""
+    return url_for("pages.search", q=f'topic:"{topic.replace(chr(34), " ")}"', sort="newest")
 
 
 @bp.get("/")
@@ -66,11 +85,15 @@ def search() -> str:
         return home()
     limit = int_arg(args, "limit", PAGE_SIZE)
     page = int_arg(args, "page", 1)
-    if not 1 <= page <= MAX_OFFSET // max(limit, 1) + 1:
-        raise InvalidQuery(f"page={page} is out of range: pages start at 1 and results stop at {MAX_OFFSET}")
+    if not 1 <= page <= _last_page(limit):
+        raise InvalidQuery(
+            f"page={page} is out of range: pages 1 to {_last_page(limit)} can be browsed - narrow the search, add a "
+            "filter or sort by newest to reach later results"
+        )
     kwargs = dict(search_kwargs(args), limit=limit, offset=(page - 1) * limit)
     results = get_service().search(**kwargs)
-    return render_template("search.html", results=results, pager=Pager.of(results), **_state())
+    page_info = {"pager": Pager.of(results), "max_browsable": MAX_OFFSET + results.limit}
+    return render_template("search.html", results=results, **page_info, **_state())
 
 
 @bp.get("/articles/<article_id>")
