@@ -533,9 +533,12 @@ def delete(ids, index_dir, backend, config_file, wait):
     from search.indexer import Indexer
     from search.urls import is_valid_id
 
-    bad = [i for i in ids if not is_valid_id(i)]
-    if bad:
-        raise click.ClickException(f"not an article id: {bad[0]!r}")
+    bad = list(dict.fromkeys(i for i in ids if not is_valid_id(i)))
+    if bad:  # no article has such an id: reported, and the others removed all the same
+        click.echo(f"Not article ids (nothing to remove): {', '.join(bad)}")
+    ids = tuple(i for i in ids if is_valid_id(i))
+    if not ids:
+        raise click.ClickException("no article id given - ids are 11 characters of A-Z a-z 0-9 _ -")
     report = Indexer(_settings(config_file, index_dir=index_dir, backend=backend)).delete(ids, wait=wait)
     if report.not_found:
         click.echo(f"Not found (nothing to remove): {', '.join(report.not_found)}")

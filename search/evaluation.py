@@ -22,7 +22,7 @@ from urllib.parse import quote
 from search import metrics
 from search.config import MODES, Settings
 from search.dates import parse_datetime
-from search.errors import ConfigError
+from search.errors import ArticleError, ConfigError
 from search.indexer import Indexer
 from search.loader import Record, iter_article_files, load_file
 from search.merge import merge_records
@@ -413,7 +413,14 @@ def run_related(corpus_dir: str | Path, settings: Settings, embedder=None, index
 
     Three configurations: keyword only, semantic only, and the fusion the settings describe.
     """
-    truth = related_truth(corpus_articles(corpus_dir))
+    articles = corpus_articles(corpus_dir)
+    if not articles:
+        raise ArticleError(
+            "nothing to evaluate: no articles, no BEIR collection (corpus.jsonl, queries.jsonl, qrels/) and no "
+            "story grouping (JSON of stories)",
+            str(corpus_dir),
+        )
+    truth = related_truth(articles)
     with _index_dir(settings, index_dir) as local:
         started = time.perf_counter()
         report = Indexer(local, embedder).index([corpus_dir], rebuild=True)

@@ -27,7 +27,7 @@ from search.errors import ConfigError, InvalidQuery, NotFound, QueryTimeout
 from search.local import Filters, Scored
 from search.models import Article, ArticleDetail, Components, Hit, Results, Story, Suggestions, Version
 from search.query import Plan, parse
-from search.urls import id_to_int, int_to_id, is_valid_id
+from search.urls import id_problem, id_to_int, int_to_id, is_valid_id
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 100
@@ -441,7 +441,7 @@ class SearchService:
     def story(self, story_id: str) -> Story:
         """Every article of a story, oldest first. ``story_id`` may also be any of its articles' ids."""
         if not is_valid_id(story_id):
-            raise InvalidQuery(f"{story_id!r} is not a story id (ids are 11 characters of A-Z a-z 0-9 _ -)")
+            raise InvalidQuery(id_problem(story_id, "a story id"))
         with self._acquire() as reader:
             found = self._story(reader, story_id)
             if not found.versions:
@@ -471,7 +471,7 @@ class SearchService:
 
     def _get(self, reader: Reader, article_id: str) -> Article:
         if not is_valid_id(article_id):
-            raise InvalidQuery(f"{article_id!r} is not an article id (ids are 11 characters of A-Z a-z 0-9 _ -)")
+            raise InvalidQuery(id_problem(article_id))
         found = reader.articles([article_id])
         if article_id not in found:
             raise NotFound(f"no article with id {article_id} - search for it with `search-cli query`")

@@ -81,6 +81,14 @@ def int_to_id(value: int) -> str:
     return base64.urlsafe_b64encode(value.to_bytes(8, "big")).decode("ascii").rstrip("=")
 
 
+def id_problem(value: str, what: str = "an article id") -> str:
+    """Why ``value`` is not ``what``, for a message (call it when ``is_valid_id`` is False)."""
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    if isinstance(value, str) and ID_PATTERN.match(value):
+        return f"{shown!r} is not {what}: it has their form, 11 characters of A-Z a-z 0-9 _ -, but no URL gives it"
+    return f"{shown!r} is not {what} (ids are 11 characters of A-Z a-z 0-9 _ -)"
+
+
 def is_valid_id(value: str) -> bool:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         return False

@@ -242,6 +242,16 @@ def test_delete_reports_the_unknown_among_known_ids(indexed):
     assert "Not found (nothing to remove): AAAAAAAAAAA" in result.output and "Removed 1 article(s)" in result.output
 
 
+def test_delete_reports_malformed_ids_and_removes_the_others(indexed):
+    result = indexed("delete", IBM, "not-an-id", "CWBiM3PCzZB")  # the last has the form of an id, but no URL gives it
+    assert result.exit_code == 0, result.output
+    assert "Not article ids (nothing to remove): not-an-id, CWBiM3PCzZB" in result.output
+    assert "Removed 1 article(s)" in result.output
+    assert indexed("delete", "not-an-id").exit_code == 1
+    show = indexed("show", "CWBiM3PCzZB")
+    assert show.exit_code == 1 and "it has their form" in show.output and "no URL gives it" in show.output
+
+
 def test_delete_against_a_missing_index_creates_nothing(cli, tmp_path):
     result = cli("delete", IBM, "--index-dir", tmp_path / "nowhere")
     assert result.exit_code == 1 and "No index in" in result.output
@@ -418,3 +428,10 @@ def test_a_read_only_index_answers_queries_and_refuses_writes_in_one_line(indexe
     assert indexed("stats").exit_code == 0
     write = indexed("index", SEEDS)
     assert write.exit_code == 1 and "cannot write the index" in write.output and "Traceback" not in write.output
+
+
+def test_eval_of_a_folder_with_nothing_to_evaluate_says_so(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("eval", tmp_path / "empty")
+    assert result.exit_code == 1 and "nothing to evaluate" in result.output
+    assert "search-eval-" not in result.output and len(result.output.strip().splitlines()) == 1

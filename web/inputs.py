@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from search.errors import InvalidQuery, NotFound
 from search.service import SearchService, parse_date
-from search.urls import is_valid_id
+from search.urls import id_problem, is_valid_id
 from web.readiness import Readiness
 
 SERVICE_KEY = "search_service"
@@ -112,8 +112,7 @@ def bool_arg(args: MultiDict, name: str, default: bool) -> bool:
 def checked_id(article_id: str) -> str:
     """An article id from a URL path. A malformed id names no article, so it is a 404 like an unknown one."""
     if not is_valid_id(article_id):
-        shown = article_id if len(article_id) <= 40 else article_id[:40] + "…"
-        raise NotFound(f"{shown!r} is not an article id (ids are 11 characters of A-Z a-z 0-9 _ -)")
+        raise NotFound(id_problem(article_id))
     return article_id
 
 
