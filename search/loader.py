@@ -141,7 +141,7 @@ class SourceReader:
     def _records(self, item: Item) -> list[Record]:
         fallbacks = dict(item.fallbacks)
         if self._format == "markdown" and not self.source.is_stdin:
-            fallbacks.setdefault("url", (_file_url(self.source.within or self.name), "(file name)"))
+            fallbacks.setdefault("url", (_file_url(self.source.within or Path(self.name).name), "(file name)"))
         built = build_records(item, self.key, self.fmap, fallbacks, self.name)
         self._warn(built.warnings)
         self.filled.update(built.filled)
@@ -239,7 +239,7 @@ def records_from_mapping(meta: dict, source: str, line: int, fallback_url: str =
 def parse_markdown(text: str, source: str = "<text>") -> list[Record]:
     """Records of a Markdown file with YAML front matter between ``---`` lines."""
     meta, body = front_matter(text, source)
-    fallbacks: dict[str, tuple[object, str]] = {"url": (_file_url(source), "(file name)")}
+    fallbacks: dict[str, tuple[object, str]] = {"url": (_file_url(Path(source).name), "(file name)")}
     if body:
         fallbacks["excerpt"] = (body.split("\n\n", 1)[0], "(first paragraph)")
     return build_records(Item(0, meta), source, FieldMap(), fallbacks).records
@@ -269,9 +269,7 @@ def _canonical(url: str) -> str:
 def _file_url(source: str) -> str:
     """A Markdown file's URL when it gives none: its path under the folder indexed (``2024/report.md`` and
     ``2023/report.md`` are two articles), or its name when the file itself was given."""
-    if source in ("<text>", STDIN_NAME):
-        return ""
-    return "file:///" + (source if not Path(source).is_absolute() else Path(source).name)
+    return "" if source in ("<text>", STDIN_NAME, "") else "file:///" + source
 
 
 # -- whole files, for callers that want them at once ------------------------------------------------
