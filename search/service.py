@@ -391,7 +391,7 @@ class SearchService:
             offset,
             filters=filters.to_dict(),
             collapse=True,
-            total_articles=len(ranked.keys),
+            total_articles=len(positions),  # the articles of the stories counted: not the anchor's own
         )
 
     def _more_like(

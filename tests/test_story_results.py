@@ -80,6 +80,8 @@ def test_related_returns_other_stories_and_lists_the_own_story_apart(service):
     assert all(h.article.story != ban(0) for h in results.hits)
     assert {v.id for v in results.also_reported} == {ban(1), ban(2)}
     assert any(h.article.id == article_id("https://l.example/later") for h in results.hits)
+    every = service.related(ban(0), limit=100)  # the counts are of what the hits show: not the anchor's story
+    assert every.total == len(every.hits) and every.total_articles == sum(1 + len(h.versions) for h in every.hits)
 
 
 def test_story_lookup_by_story_or_article_id(service):
@@ -136,3 +138,25 @@ def test_an_update_reexamines_only_the_articles_near_it_in_time(tmp_path, embedd
     within = 2 * context_days() / 30.4 + 2  # the months within the story context window of June 2017
     assert update.stories["considered"] <= within < months
     assert update.stories["examined"] <= 2 * DEFAULT.reach_days / 30.4 + 1  # re-examined: only nearer still
+
+
+def test_related_counts_only_the_articles_of_the_stories_it_lists(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    titles = ("Portland council bans facial recognition in shops", "Portland council bans facial recognition in stores")
+    for n, title in enumerate(titles):  # one story, told twice in other words: not a copy of the anchor
+        write(docs, f"v{n}", title=title, excerpt=BAN, url=f"https://{n}.example/v", date=f"2020-09-0{n + 1}",
+              provider="Alpha News")  # fmt: skip
+    write(docs, "later", title="A year on, shops report on the facial recognition ban", excerpt=BAN[:40],
+          url="https://l.example/later", date="2021-10-01", provider="Delta Daily")  # fmt: skip
+    settings = fake_settings(tmp_path / "ix", related_floor=0.0)
+    Indexer(settings, embedder).index([docs])
+    svc = SearchService(settings, embedder)
+    try:
+        anchor, other = (article_id(f"https://{n}.example/v") for n in range(2))
+        assert svc.get(other).story == svc.get(anchor).story  # the premise: one story
+        results = svc.related(anchor, limit=100)
+        assert [v.id for v in results.also_reported] == [other]
+        assert results.total_articles == sum(1 + len(h.versions) for h in results.hits) == results.total == 1
+    finally:
+        svc.close()
