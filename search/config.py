@@ -184,17 +184,19 @@ def _validated(s: Settings) -> Settings:
     for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit", "request_budget_ms"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
-    _check_index_dir(Path(s.index_dir))
+    _check_folder("index_dir", Path(s.index_dir))
+    if s.qdrant_path:
+        _check_folder("qdrant_path", Path(s.qdrant_path))
     return s
 
 
-def _check_index_dir(path: Path) -> None:
-    """index_dir is a directory, or a path that one can be made at: a file in its place is refused."""
+def _check_folder(name: str, path: Path) -> None:
+    """A folder setting names a directory, or a path that one can be made at: a file in its place is refused."""
     for place in (path, *path.parents):
         if place.exists():
             if not place.is_dir():
                 where = "is a file" if place == path else f"lies under {place}, which is a file"
-                raise ConfigError(f"index_dir={str(path)!r} {where}, not a directory")
+                raise ConfigError(f"{name}={str(path)!r} {where}, not a directory")
             return
 
 

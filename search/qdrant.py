@@ -1586,15 +1586,30 @@ class QdrantBackend:
             raise ConfigError(
                 f"qdrant_collection={settings.qdrant_collection!r}: use letters, digits, '_', '-' and '.'"
             )
-        self.client = connect(settings)
+        self._client: _Client | None = None if self._no_folder() else connect(settings)
         self.names = _Names(settings.qdrant_collection)
         self._stamp: tuple[float, object] = (0.0, ())
 
+    @property
+    def client(self) -> _Client:
+        """The client; for a local-mode folder that does not exist yet, opened on first use: a command that only
+        reads finds no index there, and leaves no folder behind (the client would create it)."""
+        if self._client is None:
+            self._client = connect(self.settings)
+        return self._client
+
+    def _no_folder(self) -> bool:
+        folder = self.settings.qdrant_path
+        return not self.settings.qdrant_url and bool(folder) and not Path(folder).exists()
+
     def where(self) -> str:
-        return f"{self.client.where} (collection {self.names.alias})"
+        place = self.settings.qdrant_url or str(Path(self.settings.qdrant_path or ".").absolute())
+        return f"{place} (collection {self.names.alias})"
 
     def target(self) -> str | None:
         """The collection the alias points at (None: no index yet)."""
+        if self._no_folder():
+            return None
         for alias in self.client("get_aliases").aliases:
             if alias.alias_name == self.names.alias:
                 return alias.collection_name
@@ -1604,6 +1619,8 @@ class QdrantBackend:
         """The live build's version (its name and updates); on a server asked at most once a second
         (the replaced build stays readable until the next publish, so a reader a second late still answers)."""
         now = time.monotonic()
+        if self._no_folder():
+            return ()
         if self.client.local or now - self._stamp[0] >= 1.0:
             live = self.target()
             self._stamp = (now, version_of(live, self.metadata(live)) if live else ())

@@ -11,10 +11,12 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from datetime import time as dtime
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +39,7 @@ MAX_LISTED = 100  # publisher-listed related items in one article response
 FACET_VALUES = 10  # values of each facet listed, most frequent first; the others are counted in facets_other
 SORTS = ("relevance", "newest")
 NO_PLAN = Plan(text="")
+T = TypeVar("T")
 
 __all__ = ["Filters", "SearchService", "parse_date", "MAX_QUERY_CHARS", "MAX_LIMIT", "MAX_OFFSET", "SORTS"]
 
@@ -173,7 +176,7 @@ class SearchService:
         budget = _Budget(self.settings.request_budget_ms, started)
         with self._acquire() as reader:
             plan = matching.searchable(plan, reader.terms)
-            words = matching.resolve(plan, reader.terms, reader.known, reader.vocabulary)
+            words = matching.resolve(plan, reader.terms, reader.known, budget.exempt(reader.vocabulary))
             restriction = reader.restrict(plan, filters)
             budget.check("applying the query's operators and filters")
             s = self.settings
@@ -205,7 +208,8 @@ class SearchService:
             hits = _hits(reader, ranked, page, offset, _versions(reader, ranked, codes, page) if collapse else None)
             suggestion = None
             if len(ranked.keys) == 0 and suggest:
-                suggestion = matching.suggestion(plan, lambda w: _knows_word(reader, w), reader.vocabulary())
+                vocabulary = budget.exempt(reader.vocabulary)()
+                suggestion = matching.suggestion(plan, lambda w: _knows_word(reader, w), vocabulary)
         if suggestion is not None:
             tried = self.search(suggestion, mode, 1, 0, provider, topic, since, until, suggest=False)
             suggestion = suggestion if tried.total else None  # "lorem ipsum dolor sit met" would find nothing too
@@ -516,6 +520,8 @@ class SearchService:
         query model, open the index, and run ``probe`` through every mode and "more like this", so
         every engine has loaded its files and run its code once. Errors propagate (IndexMissing...)."""
         self.embedder.embed([probe])
+        with self._acquire() as reader:
+            reader.vocabulary()  # what the first misspelled word would otherwise wait for (seconds on Qdrant)
         for mode in MODES:
             self.search(probe, mode=mode)
         self.related_text(probe, limit=1)
@@ -536,6 +542,20 @@ class _Budget:
     def check(self, stage: str) -> None:
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise QueryTimeout(f"the search ran out of time while {stage} - try fewer or more specific words")
+
+    def exempt(self, load: Callable[[], T]) -> Callable[[], T]:
+        """``load`` with its time added to the deadline: opening a part of the index that every later request
+        shares (the vocabulary, read once per generation) is not this request's work."""
+
+        def timed() -> T:
+            started = time.perf_counter()
+            try:
+                return load()
+            finally:
+                if self.deadline is not None:
+                    self.deadline += time.perf_counter() - started
+
+        return timed
 
 
 # -- ranking helpers ----------------------------------------------------------------------------

@@ -468,3 +468,15 @@ def test_cluster_settings_are_checked():
         Settings().with_overrides(qdrant_replicas=1, qdrant_write_consistency=2)
     with pytest.raises(ConfigError, match="qdrant_shards"):
         Settings().with_overrides(qdrant_shards=0)
+
+
+def test_reading_a_missing_local_folder_creates_nothing_and_a_file_is_refused(tmp_path):
+    env = {"SEARCH_INDEX_EMBEDDER": "hash", "SEARCH_QUERY_EMBEDDER": "hash", "SEARCH_BACKEND": "qdrant"}
+    for command in (("query", "x"), ("stats",), ("show", IBM), ("delete", IBM)):
+        result = CliRunner().invoke(main, list(command), env={**env, "SEARCH_QDRANT_PATH": str(tmp_path / "none")})
+        assert result.exit_code == 1 and "No index in Qdrant" in result.output, result.output
+        assert not (tmp_path / "none").exists()
+    (tmp_path / "plain").write_text("not a folder")
+    result = CliRunner().invoke(main, ["query", "x"], env={**env, "SEARCH_QDRANT_PATH": str(tmp_path / "plain")})
+    assert result.exit_code == 1 and "qdrant_path" in result.output and "not a directory" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

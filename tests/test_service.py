@@ -238,3 +238,23 @@ def test_a_search_past_its_time_budget_gives_up_with_a_reason(seed_index, embedd
             svc.search("export controls")
     with SearchService(seed_index.with_overrides(request_budget_ms=0), embedder) as svc:  # 0: no budget
         assert svc.search("export controls").hits
+
+
+def test_loading_the_vocabulary_is_not_counted_against_a_request(seed_index, embedder, monkeypatch):
+    """The first misspelled word opens the index's vocabulary, once per generation (3.5 s for 10k articles in
+    Qdrant's local mode): shared work, not the request's."""
+    from search.local import LocalReader
+
+    load = LocalReader.vocabulary
+
+    def slow_first_load(self):
+        import time
+
+        time.sleep(0.4)
+        return load(self)
+
+    with SearchService(seed_index.with_overrides(request_budget_ms=250), embedder) as svc:
+        svc.search("export controls")
+        monkeypatch.setattr(LocalReader, "vocabulary", slow_first_load)
+        results = svc.search("export contrlos", mode="keyword")
+        assert results.corrections == {"contrlos": "controls"} and results.hits
