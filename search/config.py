@@ -6,7 +6,9 @@ Precedence, lowest first: the defaults below, ``search.yaml`` (or the file named
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -17,6 +19,7 @@ FUSIONS = ("convex", "rrf")
 BACKENDS = ("local", "qdrant")
 QUANTIZATIONS = ("none", "int8")
 MODES = ("hybrid", "keyword", "semantic")
+EMBEDDERS = ("onnx", "onnx-int8", "torch", "hash")  # search.embedding.load_embedder's kinds
 
 # name: help. Defaults live on Settings; the README's settings table comes from settings_table().
 SETTINGS: dict[str, str] = {
@@ -126,13 +129,24 @@ def _coerce(name: str, value: object) -> object:
         return _field_pairs(value)
     kind = type(getattr(Settings(), name))
     if kind is str and isinstance(value, list | tuple):  # a YAML list for a comma-separated setting
-        value = ",".join(str(v) for v in value)
+        if not all(isinstance(v, str) and v.strip() and "," not in v for v in value):
+            raise ConfigError(f"setting {name}={value!r}: give a list of non-empty texts")
+        value = ",".join(v.strip() for v in value)
+    if isinstance(value, bool) and kind is not bool:  # YAML's true/false is a number in Python
+        raise ConfigError(f"setting {name}={value!r} is not a valid {kind.__name__}")
+    if kind is str and not isinstance(value, str):  # a YAML mapping or number where a text belongs
+        raise ConfigError(f"setting {name}={value!r} is not a text")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"setting {name}={value!r} is not a whole number")
     if isinstance(value, kind):
         return value
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        out = kind(value)
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"setting {name}={value!r} is not a valid {kind.__name__}") from None
+    if kind is float and not math.isfinite(out):
+        raise ConfigError(f"setting {name}={value!r} is not a finite number")
+    return out
 
 
 def _field_pairs(value: object) -> tuple[tuple[str, str], ...]:
@@ -184,10 +198,30 @@ def _validated(s: Settings) -> Settings:
     for name in ("feedback_docs", "feedback_weight", "related_halflife", "rate_limit", "request_budget_ms"):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}={getattr(s, name)}: must be 0 or more")
+    for name in ("query_embedder", "index_embedder"):
+        if getattr(s, name) not in EMBEDDERS:
+            raise ConfigError(f"{name}={getattr(s, name)!r}: use one of {', '.join(EMBEDDERS)}")
+    if s.title_boost <= 0:
+        raise ConfigError(f"title_boost={s.title_boost}: must be above 0")
+    if s.approximate_above < 0:
+        raise ConfigError(f"approximate_above={s.approximate_above}: must be 0 or more")
+    for name in ("api_keys", "cors_origins"):
+        if getattr(s, name).strip() and not _listed(getattr(s, name)):
+            raise ConfigError(f"{name}: holds no value between its commas - leave it empty to turn it off")
+    for origin in _listed(s.cors_origins):
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigError(f"cors_origins: {origin!r} is not an origin - write scheme and host, https://example.com")
+    if not s.index_dir.strip():
+        raise ConfigError("index_dir is empty: name the directory that holds the index")
     _check_folder("index_dir", Path(s.index_dir))
     if s.qdrant_path:
         _check_folder("qdrant_path", Path(s.qdrant_path))
     return s
+
+
+def _listed(value: str) -> list[str]:
+    """The entries of a comma-separated setting."""
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _check_folder(name: str, path: Path) -> None:
@@ -203,11 +237,14 @@ def _check_folder(name: str, path: Path) -> None:
 def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
     """Defaults, then the YAML file, then SEARCH_* environment variables, then overrides."""
     values: dict[str, object] = {}
-    path = Path(config_file or os.environ.get("SEARCH_CONFIG") or "search.yaml")
+    named = config_file or os.environ.get("SEARCH_CONFIG")  # a file named on purpose must be there
+    path = Path(named or "search.yaml")
     if path.is_file():
         values.update(_read_yaml(path))
-    elif config_file:
-        raise ConfigError(f"config file {path} does not exist")
+    elif named:
+        how = "--config" if config_file else "SEARCH_CONFIG"
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} ({how}) {what}")
     for name in SETTINGS:
         env = os.environ.get(f"SEARCH_{name.upper()}")
         if env is not None:
@@ -221,8 +258,15 @@ def _read_yaml(path: Path) -> dict:
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: not UTF-8 (byte {exc.object[exc.start]:#04x})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"cannot read config file {path}: invalid YAML{where}: {problem}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of setting: value")
     return data

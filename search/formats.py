@@ -29,6 +29,21 @@ SUFFIXES = {
 }  # fmt: skip
 WRAPPER_KEYS = ("articles", "items", "entries", "records", "results", "data")  # {"articles": [...]} exports
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FrontMatterLoader(_Loader):  # type: ignore[misc, valid-type]
+    """Safe YAML, but a date that is no date (``date: 2020-13-45`` unquoted) stays the text it is: the article is
+    kept undated with a warning, as a quoted bad date is, instead of being skipped for a YAML error."""
+
+
+def _lenient_timestamp(loader, node):
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except (ValueError, AttributeError):
+        return loader.construct_scalar(node)
+
+
+_FrontMatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _lenient_timestamp)
 _JSON = json.JSONDecoder()
 TOO_BIG = object()  # what _JsonScanner.value returns for a value over its limit (which it skips)
 
@@ -116,7 +131,7 @@ def front_matter(text: str, source: str) -> tuple[dict, str]:
     if end is None:
         raise ArticleError("front matter is not closed with ---", source, len(lines))
     try:
-        meta = yaml.load("\n".join(lines[1:end]), Loader=_Loader)
+        meta = yaml.load("\n".join(lines[1:end]), Loader=_FrontMatterLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from search.dates import parse_datetime as parse_datetime  # re-exported: the service parses --since with it
 from search.errors import ArticleError
@@ -218,6 +219,8 @@ def build_records(
     canonical = _canonical(url)
     if not canonical:
         raise problem(f"invalid URL {url[:200]!r}")
+    if urlsplit(canonical).scheme not in ("http", "https", "file"):  # file: a Markdown file's own name
+        out.warnings.append(problem(f"url {url[:200]!r} is not a web address (http or https): indexed, with no link"))
     related: dict[str, Record] = {}  # the first item per URL
     for entry in main.values["related"]:
         nested = resolve(entry, fmap, nested=True)

@@ -10,9 +10,11 @@ what was cut.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from html.parser import HTMLParser
 
 from search.dates import DATE_FORMATS, parse_datetime
 from search.errors import ConfigError
@@ -180,7 +182,7 @@ def lookup(meta: Mapping, path: str) -> object:
 
 
 def _absent(value: object) -> bool:
-    if value is None or value is True or value is False:
+    if value is None:
         return True
     return not value and isinstance(value, (str, tuple, list, dict))
 
@@ -207,9 +209,35 @@ def utf8(value: str) -> str:
     return value
 
 
-def _capped_text(limit: int, what: str) -> Converter:
+class _TextOnly(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_text(markup: str) -> str:
+    """The text of an HTML fragment, tags dropped and entities decoded."""
+    parser = _TextOnly()
+    parser.feed(markup)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
+
+
+_MARKUP = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});|</?[A-Za-z][^<>]*>")
+
+
+def plain(value: str) -> str:
+    """``value`` as readers should see it: a title or excerpt exported with HTML in it ("AT&amp;T", "<i>Roe</i>")
+    has its tags dropped and its entities decoded, as a feed's are; text without markup is left as it is."""
+    return html_text(value) if _MARKUP.search(value) else value
+
+
+def _capped_text(limit: int, what: str, markup: bool = False) -> Converter:
     def convert(raw: object, source: str) -> tuple[object, str]:
-        value = text(raw)
+        value = plain(text(raw)) if markup else text(raw)
         if len(value) <= limit:
             return value, ""
         note = f"{what} truncated: {len(value):,} characters, the limit is {limit:,}"
@@ -226,8 +254,11 @@ def _published(raw: object, source: str) -> tuple[object, str]:
     value = parse_datetime(raw)
     if value is not None:
         return value, ""
-    shown = text(raw)[:60] or type(raw).__name__
-    return None, f"{source} {shown!r} is not a date ({DATE_FORMATS}); indexed without a date"
+    if isinstance(raw, bool) or text(raw):
+        shown = repr(("true" if raw else "false") if isinstance(raw, bool) else text(raw)[:60])
+        return None, f"{source} {shown} is not a date ({DATE_FORMATS}); indexed without a date"
+    kind = {dict: "a mapping", list: "a list"}.get(type(raw), type(raw).__name__)
+    return None, f"{source} holds {kind}, not a date ({DATE_FORMATS}); indexed without a date"
 
 
 def _names(limit: int, what: str, keys: tuple[str, ...]) -> Converter:
@@ -272,8 +303,8 @@ def _quality(raw: object, source: str) -> tuple[object, str]:
 
 
 _CONVERTERS: dict[str, Converter] = {
-    "title": _capped_text(MAX_TITLE_CHARS, "title"),
-    "excerpt": _capped_text(MAX_EXCERPT_CHARS, "excerpt"),
+    "title": _capped_text(MAX_TITLE_CHARS, "title", markup=True),
+    "excerpt": _capped_text(MAX_EXCERPT_CHARS, "excerpt", markup=True),
     "url": _url,
     "published": _published,
     "provider": _capped_text(MAX_NAME_CHARS, "provider"),

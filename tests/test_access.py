@@ -75,6 +75,7 @@ def test_cors_for_listed_origins_only(app_with) -> None:
     assert "Origin" in response.headers["Vary"]
     other = client.get("/api/search?q=robots", headers={"Origin": "https://evil.example", "X-API-Key": "k"})
     assert other.status_code == 200 and "Access-Control-Allow-Origin" not in other.headers
+    assert "Origin" in other.headers["Vary"]  # a cache must not hand this answer to a listed origin, or back
     page = client.get("/search?q=robots", headers={"Origin": "https://app.example"})
     assert "Access-Control-Allow-Origin" not in page.headers  # the HTML pages are not an API
 

@@ -1,3 +1,4 @@
+import re
 from dataclasses import fields
 
 import pytest
@@ -23,6 +24,10 @@ def _other_value(name: str, default: object) -> object:
         return "qdrant"
     if name == "qdrant_quantization":
         return "int8"
+    if name in ("query_embedder", "index_embedder"):
+        return "hash"
+    if name == "cors_origins":
+        return "https://app.example"
     if isinstance(default, float):
         return default / 2 if default else 0.5
     if isinstance(default, int):
@@ -97,3 +102,42 @@ def test_the_fields_mapping_reads_from_the_environment_and_the_file(tmp_path, mo
     monkeypatch.delenv("SEARCH_FIELDS")
     (tmp_path / "search.yaml").write_text("fields:\n  title: hed\n")
     assert load_settings(tmp_path / "search.yaml").fields == (("title", "hed"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rate_burst: 2.5", "not a whole number"),
+        ("rrf_k: true", "not a valid int"),
+        ("rate_limit: 1e400", "not a finite number"),
+        ("query_embedder: foo", "use one of"),
+        ("title_boost: -3", "must be above 0"),
+        ("approximate_above: -1", "must be 0 or more"),
+        ("index_dir: ''", "index_dir is empty"),
+        ("cors_origins: example.com", "is not an origin"),
+        ("api_keys: ' , '", "holds no value"),
+        ("api_keys:\n  - key-one\n  -\n", "non-empty texts"),  # the empty item was the key "None"
+        ("api_keys: {a: 1}", "is not a text"),
+        ("api_keys: [123]", "non-empty texts"),
+        ("alpha: [1", "invalid YAML (line 2, column 1)"),
+    ],
+)
+def test_a_bad_value_in_the_file_is_one_line_naming_the_setting(text, message, tmp_path):
+    config = tmp_path / "search.yaml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(config)
+
+
+def test_a_config_file_named_on_purpose_must_be_there(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEARCH_CONFIG", str(tmp_path / "serach.yaml"))  # a typo must not drop the API keys
+    with pytest.raises(ConfigError, match="SEARCH_CONFIG"):
+        load_settings()
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path)
+    (tmp_path / "latin.yaml").write_bytes(b"alpha: 0.5\n\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(tmp_path / "latin.yaml")
+    (tmp_path / "keys.yaml").write_text("api_keys: [k1, ' k2 ']\n")
+    assert load_settings(tmp_path / "keys.yaml").api_keys == "k1,k2"

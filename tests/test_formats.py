@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import ROOT
-from search.feeds import html_text
 from search.formats import CHUNK, MAX_RECORD_BYTES, format_of, guess_format
 from search.loader import MAX_KEPT, Source, SourceReader, load_file
+from search.mapping import html_text
 from search.merge import merge_records
 
 EXPORTS = ROOT / "tests" / "data" / "exports"
@@ -175,3 +175,26 @@ def test_json_array_item_over_the_limit_stops_with_a_reason():
     assert len(reader.records) == 1 and "over the 1 MiB limit" in str(reader.errors[0])
     skipped = read("big2.json", ("[" + big + ', {"title": "after", "url": "https://x.org/b"}]').encode())
     assert [r.fields["title"] for r in skipped.records] == ["after"] and "over the 1 MiB" in str(skipped.errors[0])
+
+
+def test_a_feed_entry_with_a_relative_link_takes_the_channel_address(tmp_path):
+    feed = tmp_path / "f.rss"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title><link>https://feed.example/</link>'
+        "<item><title>Relative</title><link>/2024/story</link></item></channel></rss>"
+    )
+    result = load_file(feed)
+    assert [r.url for r in result.records] == ["https://feed.example/2024/story"] and not result.warnings
+
+
+def test_a_url_that_is_no_web_address_is_indexed_with_a_warning(tmp_path):
+    lines = tmp_path / "a.jsonl"
+    lines.write_text(
+        json.dumps({"title": "Relative", "url": "/relative/path"})
+        + "\n"
+        + json.dumps({"title": "Web", "url": "https://x.org/w"})
+        + "\n"
+    )
+    result = load_file(lines)
+    assert len(result.records) == 2 and len(result.warnings) == 1
+    assert "'/relative/path' is not a web address" in str(result.warnings[0])

@@ -99,6 +99,15 @@ def test_bad_yaml_reports_the_line(tmp_path):
     assert result.errors and result.errors[0].line is not None
 
 
+@pytest.mark.parametrize("date", ["2020-13-45", "2021-02-30T10:00:00Z", "!!timestamp 0"])
+def test_an_impossible_unquoted_date_is_a_warning_not_a_lost_article(tmp_path, date):
+    result = load_file(write(tmp_path, "a.md", f"---\ntitle: Kept\nwebUrl: https://x.org/a\ndate: {date}\n---\n"))
+    assert not result.errors and result.records[0].fields["published"] is None
+    assert len(result.warnings) == 1 and "is not a date" in str(result.warnings[0])
+    good = load_file(write(tmp_path, "b.md", "---\ntitle: Dated\nwebUrl: https://x.org/b\ndate: 2020-02-03\n---\n"))
+    assert good.records[0].fields["published"].isoformat().startswith("2020-02-03")
+
+
 def test_oversized_file_is_skipped(tmp_path):
     path = write(tmp_path, "big.md", "---\ntitle: big\n---\n" + "x" * (1024 * 1024 + 10))
     result = load_file(path)

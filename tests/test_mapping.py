@@ -85,6 +85,21 @@ def test_unparseable_date_is_a_note_not_silence():
     assert len(out.notes) == 1 and "'last Tuesday' is not a date" in out.notes[0] and "date" in out.notes[0]
 
 
+@pytest.mark.parametrize(("value", "said"), [(True, "'true' is not a date"), ({"x": 1}, "holds a mapping")])
+def test_a_date_that_is_no_text_is_a_note_too(value, said):
+    out = resolve(dict(HUFFPOST, date=value), FieldMap())
+    assert out.values["published"] is None and len(out.notes) == 1 and said in out.notes[0]
+
+
+def test_html_in_a_title_or_excerpt_is_read_as_its_text_in_every_format():
+    out = resolve(
+        dict(HUFFPOST, headline="AT&amp;T &quot;wins&quot;", short_description="<i>Roe</i> is <b>out</b>"), FieldMap()
+    )
+    assert (out.values["title"], out.values["excerpt"]) == ('AT&T "wins"', "Roe is out")
+    kept = resolve(dict(HUFFPOST, headline="AT&T and S&P: a < b, I <3 it"), FieldMap())  # no markup: as written
+    assert kept.values["title"] == "AT&T and S&P: a < b, I <3 it"
+
+
 def test_long_values_are_cut_with_a_note():
     meta = dict(
         HUFFPOST,

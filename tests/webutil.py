@@ -7,6 +7,7 @@ a hostile article (a ``<script>`` title, HTML in every field, ``javascript:`` UR
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -141,9 +142,9 @@ def write_corpus(folder: Path) -> Path:
             "related": [{"title": f"Related: {r}", "webUrl": slug_url(r)} for r in related],
         }
         (folder / f"{n:03d}_{slug}.md").write_text(_front_matter(fields), encoding="utf-8")
-    hostile = {
-        "title": XSS_TITLE,
-        "excerpt": 'Control <b>panels</b> & "quotes" <img src=x onerror=alert(2)>',
+    hostile = {  # markup written as entities: stored as the text they stand for, which pages must show as text
+        "title": html.escape(XSS_TITLE),
+        "excerpt": html.escape('Control <b>panels</b> & "quotes" <img src=x onerror=alert(2)>'),
         "publishedDateTime": "2020-06-01T00:00:00Z",
         "webUrl": XSS_URL,
         "provider": {"name": "<i>Evil</i> News"},

@@ -98,12 +98,12 @@ def register(app: Flask, settings: Settings) -> None:
         @app.after_request
         def _cors(response: Response) -> Response:
             origin = request.headers.get("Origin", "")
+            if _is_api() and "*" not in origins:
+                response.vary.add("Origin")  # the answer depends on the origin: a cache must not give one's to another
             if not _is_api() or not origin or not ("*" in origins or origin in origins):
                 return response
             response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
             response.headers["Access-Control-Expose-Headers"] = "Retry-After"
-            if "*" not in origins:
-                response.vary.add("Origin")
             if request.method == "OPTIONS":
                 response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
                 response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
