@@ -767,7 +767,8 @@ def _print_hits(hits) -> None:
         click.echo(f"     {a.provider or 'unknown provider'} · {_date(a.published)} · {a.url}  [{a.id}]")
         if hit.versions:
             others = ", ".join(sorted({v.provider for v in hit.versions if v.provider})) or "the same provider"
-            click.echo(f"     + {len(hit.versions)} more matching version(s) of this story ({others})  [story {a.story}]")
+            more = f"{len(hit.versions)} more matching version(s)"
+            click.echo(f"     + {more} of this story ({others})  [story {a.story}]")
 
 
 def _date(value) -> str:

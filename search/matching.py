@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from search.query import All, Any, Not, Phrase, Plan, Word
 from search.query import Node as _Node
@@ -57,7 +57,7 @@ def searchable(plan: Plan, terms) -> Plan:
     if (must, must_not) == (plan.must, plan.must_not):
         return plan
     notes = plan.notes or ("syntax",)  # the text holds what was dropped: its meaning is that of the positive words
-    return Plan(plan.text, plan.words, must, must_not, plan.positive, plan.any_word, notes)
+    return replace(plan, must=must, must_not=must_not, notes=notes)
 
 
 def _kept(node: _Node, terms) -> _Node | None:
