@@ -573,11 +573,16 @@ def export(index_dir, config_file, wait):
     "--host", default="127.0.0.1", show_default=True, metavar="HOST", help="Address to bind (loopback by default)."
 )
 @click.option(
-    "--port", type=int, default=8000, show_default=True, metavar="PORT", help="Port to bind (0: any free one)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    metavar="PORT",
+    help="Port to bind (0: any free one).",
 )
 @click.option(
     "--threads",
-    type=int,
+    type=click.IntRange(1, 256),
     default=4,
     show_default=True,
     metavar="N",
@@ -593,11 +598,18 @@ def serve(host, port, threads, index_dir, backend, config_file):
     # faiss (omp_set_num_threads is per thread): read once, when faiss loads, so set it first.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from web.app import create_app
-    from web.server import addresses, make_server
+    from web.inputs import READINESS_KEY, SERVICE_KEY
+    from web.server import ServeError, addresses, make_server
 
     settings = _settings(config_file, index_dir=index_dir, backend=backend)
     _limit_malloc_arenas()
-    server = make_server(create_app(settings), host, port, threads)
+    app = create_app(settings)
+    try:
+        server = make_server(app, host, port, threads)
+    except ServeError as exc:
+        app.extensions[READINESS_KEY].wait(30)  # the warm-up has opened the index: let it end, then close it
+        app.extensions[SERVICE_KEY].close()
+        raise click.ClickException(str(exc)) from None
     click.echo(f"Serving {_where(settings)} on {', '.join(addresses(server))} (Ctrl-C to stop)")
     server.run()  # until Ctrl-C (waitress then stops its threads)
 

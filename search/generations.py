@@ -55,7 +55,7 @@ def current_name(root: Path) -> str | None:
 def require_current(root: Path) -> Path:
     name = current_name(root)
     if name is None or not (root / name / MANIFEST_FILE).is_file():
-        raise IndexMissing(f"No index in {root}/ - run `search-cli index seeds/ --index-dir {root}` first.")
+        raise IndexMissing(f"No index in {root}/ - build one with `search-cli index PATHS --index-dir {root}`.")
     return root / name
 
 

@@ -139,7 +139,8 @@ class SearchService:
         if (embedder.model_name, embedder.dim) != (reader.model_name, reader.dim):
             raise ConfigError(
                 f"the index was built with {reader.model_name} ({reader.dim} dims) but queries use "
-                f"{embedder.model_name} ({embedder.dim}) - rebuild with `search-cli index --rebuild`"
+                f"{embedder.model_name} ({embedder.dim}) - query with the index's model (the query_embedder and "
+                "model_path settings), or rebuild it with `search-cli index PATHS --rebuild`"
             )
         vec = embedder.embed([text])[0]
         with self._cache_lock:  # server threads share it
@@ -189,6 +190,7 @@ class SearchService:
             qvec = moved = None
             by_meaning = nearest = Scored.empty()
             if words.semantic_text and words.known:
+                budget.exempt(lambda: self.embedder)()  # loading the query model (warm-up may be at it) is shared work
                 qvec = self.embed_query(words.semantic_text, reader)
                 nearest = reader.semantic_top(qvec, s.min_candidates, restriction)
                 unfiltered = nearest if restriction is None else reader.semantic_top(qvec, s.feedback_docs + 1, None)

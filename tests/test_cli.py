@@ -435,3 +435,18 @@ def test_eval_of_a_folder_with_nothing_to_evaluate_says_so(cli, tmp_path):
     result = cli("eval", tmp_path / "empty")
     assert result.exit_code == 1 and "nothing to evaluate" in result.output
     assert "search-eval-" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_serve_refuses_bad_ports_and_threads_and_a_taken_port_in_one_line(indexed):
+    import socket
+
+    for args in (("--port", "99999"), ("--port", "-1"), ("--threads", "0")):
+        result = indexed("serve", *args)
+        assert result.exit_code == 2 and "Invalid value" in result.output and "Traceback" not in result.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = indexed("serve", "--port", port)
+    assert result.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

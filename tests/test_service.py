@@ -258,3 +258,19 @@ def test_loading_the_vocabulary_is_not_counted_against_a_request(seed_index, emb
         monkeypatch.setattr(LocalReader, "vocabulary", slow_first_load)
         results = svc.search("export contrlos", mode="keyword")
         assert results.corrections == {"contrlos": "controls"} and results.hits
+
+
+def test_waiting_for_the_query_model_is_not_counted_against_a_request(seed_index, monkeypatch):
+    """On a first start the server's warm-up exports the query model (about 10 s): a search sent meanwhile waits
+    for it and answers, instead of running out of its time budget and blaming the query's words."""
+    import time
+
+    import search.embedding
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.4)
+        return search.embedding.HashEmbedder()
+
+    monkeypatch.setattr(search.embedding, "load_embedder", slow_load)
+    with SearchService(seed_index.with_overrides(request_budget_ms=250, query_embedder="hash")) as svc:
+        assert svc.search("export controls").hits

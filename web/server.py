@@ -7,6 +7,9 @@ headers that ``web.app`` adds to every Flask response.
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 from flask import Flask
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
@@ -27,6 +30,10 @@ class _SecureChannel(HTTPChannel):
     error_task_class = _SecureErrorTask
 
 
+class ServeError(Exception):
+    """The server cannot listen where it was asked to."""
+
+
 def make_server(app: Flask, host: str, port: int, threads: int):
     """A waitress server bound to ``host``:``port`` (0: a free port), not yet running; ``.run()`` serves.
 
@@ -34,7 +41,19 @@ def make_server(app: Flask, host: str, port: int, threads: int):
     says where it listens.
     """
     sockets: dict = {}
-    server = create_server(app, map=sockets, host=host, port=port, threads=threads, ident=IDENT)
+    failure = ""
+    with warnings.catch_warnings():  # a failed bind leaves waitress's half-made sockets to the collector
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            server = create_server(app, map=sockets, host=host, port=port, threads=threads, ident=IDENT)
+        except (OSError, ValueError) as exc:  # the port is taken, the host is not this machine's...
+            for made in list(sockets.values()):
+                made.close()
+            failure = getattr(exc, "strerror", None) or str(exc)
+        if failure:
+            gc.collect()  # the failed attempt's socket goes now, while its warning is ignored
+    if failure:
+        raise ServeError(f"cannot serve on {host}:{port}: {failure}")
     for listener in list(sockets.values()):
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = _SecureChannel
