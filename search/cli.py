@@ -568,17 +568,15 @@ def export(index_dir, config_file, wait):
     click.echo(f"Copied {count} articles from {settings.index_dir}/ to {_where(settings, build)}.")
 
 
+PORTS = click.IntRange(0, 65535)
+
+
 @main.command()
 @click.option(
     "--host", default="127.0.0.1", show_default=True, metavar="HOST", help="Address to bind (loopback by default)."
 )
 @click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8000,
-    show_default=True,
-    metavar="PORT",
-    help="Port to bind (0: any free one).",
+    "--port", type=PORTS, default=8000, show_default=True, metavar="PORT", help="Port to bind (0: any free one)."
 )
 @click.option(
     "--threads",
