@@ -274,3 +274,25 @@ def test_waiting_for_the_query_model_is_not_counted_against_a_request(seed_index
     monkeypatch.setattr(search.embedding, "load_embedder", slow_load)
     with SearchService(seed_index.with_overrides(request_budget_ms=250, query_embedder="hash")) as svc:
         assert svc.search("export controls").hits
+
+
+def test_a_keyword_side_with_no_scores_normalises_to_zero(seed_index, embedder):
+    """Text none of whose words the index holds: its keyword scores are all 0, and "normalised" they stay 0 (they
+    were 1.0, which let every article above related_keyword_similarity through as a key-term match)."""
+    with SearchService(seed_index.with_overrides(related_floor=-1.0), embedder) as svc:  # every article passes
+        related = svc.related_text("xqzvbnm plorf")
+        assert related.hits and all(h.components.keyword_score == 0 for h in related.hits)
+        assert all(h.components.keyword_normalised == 0 for h in related.hits)
+        searched = svc.search("AT&T")  # searched by meaning only: no keyword side
+        assert all(h.components.keyword_normalised in (0, None) for h in searched.hits)
+
+
+def test_a_query_model_that_is_not_the_index_s_says_how_to_fix_it(seed_index, embedder):
+    from search.errors import ConfigError
+
+    class OtherModel(type(embedder)):
+        model_name = "another-model"
+
+    with SearchService(seed_index, OtherModel()) as svc, pytest.raises(ConfigError) as failed:
+        svc.search("export controls", mode="semantic")
+    assert "query_embedder" in str(failed.value) and "search-cli index PATHS --rebuild" in str(failed.value)
