@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from html.parser import HTMLParser
+from functools import cached_property, lru_cache
 
 from search.dates import DATE_FORMATS, parse_datetime
 from search.errors import ConfigError
@@ -209,18 +208,25 @@ def utf8(value: str) -> str:
     return value
 
 
-class _TextOnly(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+@lru_cache(maxsize=1)
+def _text_only() -> type:
+    """An HTML parser that keeps the text (html.parser is imported here, off the query path's imports)."""
+    from html.parser import HTMLParser
 
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+    class TextOnly(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    return TextOnly
 
 
 def html_text(markup: str) -> str:
     """The text of an HTML fragment, tags dropped and entities decoded."""
-    parser = _TextOnly()
+    parser = _text_only()()
     parser.feed(markup)
     parser.close()
     return " ".join("".join(parser.parts).split())
