@@ -28,6 +28,8 @@ STOP_WORDS = frozenset(
     "when will with yet you your".split()
 )
 K1, B = 1.2, 0.75
+_DOTTED_LETTERS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")  # U.S, F.B.I: one letter between dots
+_CAPITALS = re.compile(r"[^\W\d_]{2,5}")  # FBI, US: an acronym written in capitals
 
 
 # -- terms --------------------------------------------------------------------------------------
@@ -39,6 +41,17 @@ def analyze(text: str) -> list[str]:
         if len(word) >= MIN_LENGTH and word not in STOP_WORDS:
             out.append(stem(word))
     return out
+
+
+def acronym_spellings(word: str) -> list[str]:
+    """An acronym's other spelling, which outlets also write: "FBI" for "F.B.I" and "F.B.I" for "FBI", "U.S"
+    for "US" (whose letters alone are a stop word); [] for any other word. The search matches both, and the
+    page marks both."""
+    if _DOTTED_LETTERS.fullmatch(word):
+        return [word.replace(".", "")]
+    if word.isupper() and _CAPITALS.fullmatch(word):
+        return [".".join(word)]
+    return []
 
 
 # -- Porter's stemmer -----------------------------------------------------------------------------

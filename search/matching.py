@@ -22,17 +22,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from search.analysis import acronym_spellings
 from search.query import All, Any, Not, Phrase, Plan, Word
 from search.query import Node as _Node
-from search.vocabulary import Vocabulary, typo_budget, words_of
+from search.vocabulary import WORD, Vocabulary, typo_budget, words_of
 
 TYPO_WEIGHT = 0.8  # BM25 weight of a word found through a typo correction
 # A token the analyzer keeps whole though it holds dots: U.S., F.B.I., 3.5, huffpost.com. The index holds it as one
 # term ("U.S." as "u."), so a query word is not split at its dots (split, "U.S." is two one-letter words: nothing).
 _DOTTED = re.compile(r"(?<![^\W_])[^\W_]++(?:\.[^\W_]++)+")  # from a word's start, no backtracking: linear
-_DOTTED_LETTERS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")  # U.S, F.B.I: one letter between dots
-_LETTERS = re.compile(r"[^\W\d_]{2,5}")  # FBI, US: an acronym written in capitals
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # as the vocabulary's words: "Trump's" stays one
 _LETTER = re.compile(r"[^\W\d_]")
 _SYMBOL = re.compile(r"[^\w\s.,;:!?'’\"()\[\]-]")  # &, +, #, @, $...: not the punctuation around words
 
@@ -90,7 +88,7 @@ def resolve(plan: Plan, terms, known, vocabulary: Callable[[], Vocabulary] | Non
         before = len(groups)
         for part in _parts(word):
             analysed = terms(part)
-            others = [t[0] for t in map(terms, _acronym(part)) if t and known(t[0])]
+            others = [t[0] for t in map(terms, acronym_spellings(part)) if t and known(t[0])]
             if not analysed and not others:
                 continue  # a stop word
             term = analysed[0] if analysed else others[0]
@@ -121,7 +119,7 @@ def _parts(word: str) -> list[str]:
     """The words of one query word, in order and as written, split as the analyzer splits text."""
     places = {m.group(0): m.start() for m in _DOTTED.finditer(word)}
     rest = _DOTTED.sub(" ", word)
-    for m in _WORD.finditer(rest):
+    for m in WORD.finditer(rest):  # as the vocabulary's words: "Trump's" stays one
         if len(m.group(0)) >= 2 and m.group(0).lower() not in (p.lower() for p in places):
             places[m.group(0)] = m.start()
     return sorted(places, key=places.__getitem__)
@@ -131,16 +129,6 @@ def _opaque(word: str) -> bool:
     """A word of letters joined by symbols that the analyzer reduces to nothing: its letters are stop words or
     single letters (AT&T, S&P, C++). Not nonsense, so it is searched by meaning."""
     return bool(_LETTER.search(word)) and bool(_SYMBOL.search(word))
-
-
-def _acronym(part: str) -> list[str]:
-    """An acronym's other spelling, which outlets also write: "F.B.I" for "FBI" and "FBI" for "F.B.I", "U.S"
-    for "US" (whose letters alone are a stop word)."""
-    if _DOTTED_LETTERS.fullmatch(part):
-        return [part.replace(".", "")]
-    if part.isupper() and _LETTERS.fullmatch(part):
-        return [".".join(part)]
-    return []
 
 
 def required(n_words: int, any_word: bool, all_upto: int, fraction: float) -> int:

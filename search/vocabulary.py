@@ -20,11 +20,11 @@ FILE = "vocabulary.json"
 ONE_TYPO, TWO_TYPOS = 5, 9  # word lengths from which one and two typos are forgiven
 MAX_ALTERNATIVES = 3  # indexed words a misspelled word may stand for
 MAX_EXPANSIONS = 50  # indexed words a prefix (word*) may stand for, most frequent first
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # a word as the vocabulary counts it: "Trump's" is one
 
 
 def words_of(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text) if len(w) >= 2}
+    return {w.lower() for w in WORD.findall(text) if len(w) >= 2}
 
 
 def typo_budget(word: str) -> int:

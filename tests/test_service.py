@@ -241,8 +241,8 @@ def test_a_search_past_its_time_budget_gives_up_with_a_reason(seed_index, embedd
 
 
 def test_loading_the_vocabulary_is_not_counted_against_a_request(seed_index, embedder, monkeypatch):
-    """The first misspelled word opens the index's vocabulary, once per generation (3.5 s for 10k articles in
-    Qdrant's local mode): shared work, not the request's."""
+    """The first misspelled word opens the index's vocabulary, once per generation (5.1 s for a 2,045-article
+    index in Qdrant's local mode): shared work, not the request's."""
     from search.local import LocalReader
 
     load = LocalReader.vocabulary
@@ -261,7 +261,7 @@ def test_loading_the_vocabulary_is_not_counted_against_a_request(seed_index, emb
 
 
 def test_waiting_for_the_query_model_is_not_counted_against_a_request(seed_index, monkeypatch):
-    """On a first start the server's warm-up exports the query model (about 10 s): a search sent meanwhile waits
+    """On a first start the server's warm-up exports the query model (18 s here): a search sent meanwhile waits
     for it and answers, instead of running out of its time budget and blaming the query's words."""
     import time
 

@@ -15,15 +15,17 @@ import re
 
 from markupsafe import Markup, escape
 
+from search.analysis import acronym_spellings
+
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have he in is it its not of on or she that the their "
     "they this to us was we were will with".split()
 )
 MIN_PREFIX = 4
+OPERATORS = ("AND", "OR", "NOT")  # the query language's, not acronyms
 _WORD = re.compile(r"\w+(?:\.\w+)*")  # dotted tokens stay whole, as the index holds them: U.S., 3.5
 _TEXT_FIELD = re.compile(r"\b(?:title|excerpt):", re.IGNORECASE)  # their values are words of the text
 _OTHER_FIELD = re.compile(r'\b\w+:(?:"[^"]*"?|\S*)')  # topic:"World News", provider:AP: filters, not words
-_DOTTED_LETTERS = re.compile(r"[^\W\d_](?:\.[^\W\d_])+")
 _TOKEN = re.compile(r"&#?\w+;|\w+(?:\.\w+)*")  # in escaped text: an entity (left alone) or a word
 _JOIN_MARKS = re.compile(r"</mark>(\s+)<mark>")
 
@@ -47,18 +49,9 @@ def query_terms(query: str) -> tuple[str, ...]:
     """Stems of the query's words, without stop words or operators. A ``title:`` or ``excerpt:`` value is
     words of the text; another field's value (``topic:Politics``) restricts, and marks nothing."""
     words = _WORD.findall(_OTHER_FIELD.sub(" ", _TEXT_FIELD.sub(" ", query or "")))
-    words += [other for w in words for other in _acronym(w)]
+    words += [other for w in words if w not in OPERATORS for other in acronym_spellings(w)]  # "U.S" adds "us": stopped
     stems = (stem(w) for w in words if w.lower() not in STOPWORDS and len(w) > 1)
     return tuple(dict.fromkeys(stems))
-
-
-def _acronym(word: str) -> list[str]:
-    """The other spelling of an acronym, as the search matches it: F.B.I and FBI, U.S and US (not "us")."""
-    if _DOTTED_LETTERS.fullmatch(word) and len(word) >= 5:  # three letters or more: "U.S" would mark "us"
-        return [word.replace(".", "")]
-    if word.isupper() and word.isalpha() and 2 <= len(word) <= 5 and word not in ("AND", "OR", "NOT"):
-        return [".".join(word)]
-    return []
 
 
 def matches(word: str, terms: tuple[str, ...]) -> bool:

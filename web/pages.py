@@ -54,9 +54,10 @@ def search_url(**changes: str | int | None) -> str:
 
 
 @bp.app_template_global()
-def search_state() -> dict:
-    """The search the request came from (query, mode, sort, filters and page), for a link that leads back to it."""
-    return {k: request.args[k] for k in (*STATE, "page") if request.args.get(k)}
+def search_state(*leave: str) -> dict:
+    """The search the request came from (query, mode, sort, filters, grouping and page), for a link that leads back
+    to it or a form that keeps it; ``leave`` names the parameters the link or form sets itself."""
+    return {k: request.args[k] for k in (*STATE, "page") if request.args.get(k) and k not in leave}
 
 
 @bp.app_template_global()
